@@ -1,0 +1,42 @@
+# Thin wrapper over CMake. `make` builds, `make test` builds and runs the suite,
+# `make chat` starts the chat on the bundled demo model.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+FUZZ_SECONDS ?= 600
+
+.PHONY: all deps configure test chat sanitize test-sanitize fuzz clean
+
+all: deps configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	@tools/install-deps.sh
+
+configure:
+	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
+
+test: all
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+chat: all
+	$(BUILD)/moelite chat -m $(BUILD)/demo.gguf
+
+# ASan + UBSan build of everything, and the whole suite under it.
+sanitize:
+	@tools/install-deps.sh
+	@test -f build-asan/CMakeCache.txt || cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOELITE_SANITIZE=ON
+	cmake --build build-asan -j $(JOBS)
+
+test-sanitize: sanitize
+	cd build-asan && ctest --output-on-failure -j $(JOBS)
+
+# libFuzzer on the file readers, seeded from fuzz/corpus; crashes land in fuzz/crashes.
+fuzz:
+	@tools/install-deps.sh --fuzz
+	@test -f build-fuzz/CMakeCache.txt || CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOELITE_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS)
+	tools/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -1,0 +1,31 @@
+// QuantTraits: the one table of per-type compute functions, keyed by DType
+// (core/dtype.h holds the sizes). Every entry here is the scalar reference:
+// simple, obviously right, and what every faster kernel is tested against.
+// The per-ISA kernels (quant/kernels.h) are chosen at run time and fall back
+// to these where they have nothing faster.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace moelite {
+
+using ToFloatFn = void (*)(const void* src, float* dst, int64_t n);
+using FromFloatFn = void (*)(const float* src, void* dst, int64_t n);
+// *s = sum over n elements of x[i] * y[i]; x is of the weight type, y of its
+// vec_dot_type. n is a multiple of both types' block sizes.
+using VecDotFn = void (*)(int64_t n, float* s, const void* x, const void* y);
+
+struct QuantTraits {
+    DType type;
+    ToFloatFn to_float;      // dequantize n elements (n a multiple of the block size)
+    FromFloatFn from_float;  // quantize n elements, round-to-nearest reference
+    DType vec_dot_type;      // what activations are converted to for vec_dot
+    VecDotFn vec_dot;        // reference dot product
+};
+
+// nullptr for types we cannot compute on (they may still be listed and copied).
+const QuantTraits* quant_traits(DType type);
+
+}  // namespace moelite
