@@ -1,0 +1,54 @@
+// Per-ISA kernels, chosen at run time.
+//
+// Each instruction set has its own translation unit (quant/kernels_avx2.cpp,
+// quant/kernels_avx512.cpp, ...) built with that ISA's flags and nothing else
+// (see CMakeLists.txt); the rest of the library is baseline x86-64 and reaches
+// them only through the tables below, after checking the CPU (CPUID) and the
+// OS (XGETBV; arch_prctl for AMX) support them. MOELITE_ISA=scalar|avx2|
+// avx512|avx512vnni|amx caps the choice (never raises it).
+//
+// A table entry an ISA does not implement is taken from the next lower ISA,
+// down to the scalar reference of quant/quant.h, so every entry is callable.
+#pragma once
+
+#include <vector>
+
+#include "core/dtype.h"
+#include "quant/quant.h"
+
+namespace moelite {
+
+enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Vnni = 3, Amx = 4 };
+
+const char* isa_name(Isa isa);
+
+struct CpuFeatures {
+    bool avx = false, avx2 = false, fma = false, f16c = false, bmi2 = false;
+    bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
+    bool avx512vnni = false, avx512bf16 = false;
+    bool amx_tile = false, amx_int8 = false, amx_bf16 = false;
+    bool os_avx = false;     // XCR0 enables YMM state
+    bool os_avx512 = false;  // XCR0 enables opmask/ZMM state
+    bool os_amx = false;     // XCR0 + arch_prctl(ARCH_REQ_XCOMP_PERM) granted tile data
+};
+
+const CpuFeatures& cpu_features();
+Isa isa_machine_best();            // best the CPU and OS support
+Isa isa_active();                  // isa_machine_best() capped by MOELITE_ISA
+std::vector<Isa> isa_supported();  // every ISA usable here, lowest first
+
+struct KernelTable {
+    Isa isa;
+    // Per weight type: dot product of a weight row with an activation row of
+    // quant_traits(type)->vec_dot_type. Null only for types we cannot compute on.
+    VecDotFn vec_dot[kDTypeIdLimit];
+    // Per activation type (F32, F16, BF16, Q8_0, Q8_1, Q8_K): quantize one row.
+    FromFloatFn quantize_row[kDTypeIdLimit];
+};
+
+// The table of `isa`, which must be in isa_supported().
+const KernelTable& kernel_table(Isa isa);
+// The table of isa_active().
+const KernelTable& kernels();
+
+}  // namespace moelite
