@@ -489,6 +489,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool
 
 std::string Tokenizer::decode(std::span<const int32_t> ids) const {
     std::string out;
+    out.reserve(ids.size() * 4);
     for (int32_t id : ids) out += token_to_piece(id);
     return out;
 }

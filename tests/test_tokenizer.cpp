@@ -259,6 +259,11 @@ TEST_CASE("tokenizer: pre-tokenizers split as their regexes do") {
     CHECK(pieces_of(PreTokenizerKind::DeepseekLlm, "Hello, World!\n  12 ab") ==
           S{"Hello", ",", " World", "!", "\n", "  ", "12", " ab"});
     CHECK(pieces_of(PreTokenizerKind::DeepseekLlm, "ok  ") == S{"ok", "  "});
+    // \s+$ takes the space off a gap that no other regex splits (an emoji here).
+    CHECK(pieces_of(PreTokenizerKind::DeepseekLlm, "\xF0\x9F\x98\x80  x") == S{"\xF0\x9F\x98\x80", " ", " x"});
+    // The letter regex keeps " \xCE\xA9mega" whole, then the punctuation regex (whose
+    // class !-/:-~ holds the ASCII letters) splits the Greek letter off.
+    CHECK(pieces_of(PreTokenizerKind::DeepseekLlm, "a \xCE\xA9mega") == S{"a", " \xCE\xA9", "mega"});
     // Pieces always cover the input exactly, even for bytes that are not UTF-8.
     std::mt19937 rng(3);
     for (PreTokenizerKind kind : {PreTokenizerKind::Qwen2, PreTokenizerKind::Llama3, PreTokenizerKind::DeepseekV3,
@@ -403,6 +408,45 @@ TEST_CASE("tokenizer: fixtures: special ids and flags come from the files") {
     const auto ids = llama.encode("<|eot_id|>", false, false);
     CHECK(ids.size() > 1);
     CHECK(llama.decode(ids) == "<|eot_id|>");
+}
+
+TEST_CASE("tokenizer: fixtures: deepseek-llm splits give the reference ids over the deepseek-v3 vocabulary") {
+    MOELITE_REQUIRE_FIXTURES();
+    // There is no deepseek-llm fixture: its six Split regexes are put in front
+    // of the deepseek-v3 vocabulary, and the ids below come from the fixtures'
+    // reference (@lenml/tokenizers 3.7.2) run on that same file.
+    const auto v3 = moelite::test::fixtures_dir() / "tokenizers" / "deepseek-v3" / "tokenizer.json";
+    std::ifstream in(v3);
+    json j = json::parse(in);
+    json steps = json::array();
+    for (const std::string& regex : moelite::pre_tokenizer_regexes(PreTokenizerKind::DeepseekLlm)) {
+        steps.push_back(
+            {{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}});
+    }
+    steps.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}});
+    j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", steps}};
+    moelite::test::TempDir dir;
+    write_file(dir / "tokenizer.json", j.dump());
+    const Tokenizer tok = Tokenizer::from_hf_files((dir / "tokenizer.json").string());
+    CHECK(tok.pre_tokenizer() == PreTokenizerKind::DeepseekLlm);
+    const std::vector<std::pair<std::string, std::vector<int32_t>>> cases = {
+        {"Hello, World! It's 2024-06-01.\n  Indented line   \r\nend",
+         {19923, 14,   4495, 3,   983, 9,    85,    223,  939, 22,  15,  3398,
+          15,    2616, 16,   201, 223, 2071, 19686, 2562, 361, 204, 201, 523}},
+        {"Héllo wörld Ελληνικά русский текст",
+         {42, 619, 61547, 281, 2061, 84, 514, 19217, 43595, 20975, 39641, 16980, 121212}},
+        {"深度求索（DeepSeek）是一家公司，成立于2023年。日本語のテキスト 한국어 문장",
+         {17180, 1645, 4568,  1237, 53091, 4374,  1465,  1227, 57774, 2086,  303,  67828, 939,   21,
+          695,   320,  88768, 1576, 17383, 20367, 24552, 223,  5634,  17564, 9227, 223,   16301, 14301}},
+        {"नमस्ते दुनिया مرحبا 😀👋🏽 ½ x² ٣٤٥",
+         {9094, 12524, 70223, 6011, 223,   17563, 101422, 85639, 112125, 53067, 53769, 225, 25730,
+          236,  40965, 124,   223,  23951, 1527,  1628,   223,   127056, 152,   100,   152, 101}},
+        {"def f(x):\n\treturn x**2  # square\n\n",
+         {3465, 285, 10, 90, 2605, 201, 5562, 1527, 666, 20, 223, 1823, 5080, 201, 201}},
+        {"“quoted” ‘single’ — dash… ＦＵＬＬ　width！",
+         {428,   403, 12284, 430, 223, 3505, 54492, 442, 223,   965,   48758, 1248,
+          90705, 102, 286,   116, 286, 108,  286,   108, 18524, 12356, 1175}}};
+    for (const auto& [text, ids] : cases) CHECK_MESSAGE(tok.encode(text) == ids, json(text).dump());
 }
 
 TEST_CASE("tokenizer: fixtures: GGUF metadata round trip keeps every encoding") {
