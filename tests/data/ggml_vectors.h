@@ -1,10 +1,12 @@
 // Known-answer vectors from llama.cpp's ggml, for tests/test_quant.cpp.
 //
 // Produced by a small program outside this repository that links ggml as built
-// from llama.cpp at commit d32676d77 (x86-64, AVX2 CPU backend) and uses only its
-// public API: ggml_quantize_chunk (quantize_row_q8_K_ref / the q8_1 from_float_ref
-// for the activation types ggml_quantize_chunk does not take), the to_float of
-// ggml_get_type_traits, and the from_float / vec_dot of ggml_get_type_traits_cpu.
+// from llama.cpp at commit d32676d77 (x86-64, AVX2 CPU backend) and calls:
+// ggml_quantize_chunk (no importance matrix) for the weight types; for the
+// activation types it does not take, the q8_1 from_float_ref of
+// ggml_get_type_traits and ggml-base's exported quantize_row_q8_K_ref /
+// dequantize_row_q8_K; the to_float of ggml_get_type_traits; and the
+// from_float / vec_dot of ggml_get_type_traits_cpu.
 // Its inputs are the formulas of tests/test_quant.cpp (kat_input_a, kat_input_b,
 // kat_activations; 512 elements each). For each type and input it recorded:
 //   bytes      ggml's quantization of the input (hex, the row as stored);
@@ -14,8 +16,8 @@
 //   act_bytes  ggml's CPU quantization of kat_activations to the type's
 //              vec_dot_type (nullptr where ggml has no vec_dot for the type);
 //   dot        ggml's CPU vec_dot of bytes with act_bytes.
-// The same program also fed our from_float's bytes to ggml's to_float and found
-// them equal, bit for bit, to our to_float, for every type here.
+// The same program also fed the bytes of our from_float to ggml's to_float and
+// found them equal, bit for bit, to our to_float, for every type here but q8_1.
 #pragma once
 
 #include <cstdint>
