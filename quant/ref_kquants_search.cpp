@@ -2,19 +2,23 @@
 // sub-block scales (and mins) that minimise the squared error, then the
 // quantization of those scales against the super-block's f16 scale(s).
 //
-// Our own method, in three steps per 256-element super-block:
-//  1. each sub-block is fitted alone, in f32: a grid of trial steps around
-//     range / levels; for each, round every element, solve the least-squares
-//     scale (and offset) for those integers, re-round with the solution and keep
-//     the best; then iterate "round, refit" from the best until it stops
-//     improving;
+// Our own method, in four steps per 256-element super-block:
+//  1. each sub-block is fitted alone, in f32: a grid of 21 trial steps around
+//     range / levels; each trial rounds the elements and is scored by the
+//     closed-form error of the least-squares scale (and offset) for those
+//     integers; from the best, "round with the fit, refit" is repeated while
+//     the error drops;
 //  2. the super-block scale is the largest sub-block scale over the largest
 //     integer scale (63, 15, 127 ...), rounded to f16 as stored;
 //  3. each sub-block's integer scale (and min) is chosen among the nearest
 //     value and its neighbours by the error of the elements re-rounded with the
-//     dequantized scale, exactly as to_float will compute it.
+//     dequantized scale, exactly as to_float will compute it;
+//  4. with all integers fixed, the f16 super-block scale(s) are refitted by
+//     least squares and step 3 redone, kept if the error drops.
 // Unlike ggml's reference, the objective is the plain (unweighted) squared
-// error; the tests measure it against ggml's on the same rows.
+// error; tests/test_quant.cpp measures it against ggml's on the same rows.
+// An all-zero super-block stores all-zero bytes; a non-finite one is poisoned
+// (quant/quant.h).
 #include <algorithm>
 #include <cstring>
 
@@ -28,25 +32,33 @@ constexpr int kQK = kQK_K;
 // Sub-blocks whose largest magnitude is below this are treated as zero: far
 // below anything an f16 scale can express, and safe to divide by.
 constexpr float kTiny = 1e-15f;
-// Trial steps: range / (levels + t) for t in [-kTrialSpan, kTrialSpan].
+// Trial steps: range / (levels + kTrialStep * t) for t in [-kTrials, kTrials].
 constexpr int kTrials = 10;
 constexpr float kTrialStep = 0.1f;
 
 // ---- affine sub-blocks: x ~ scale * q - offset, q in 0..nmax, scale, offset >= 0
 
-int affine_q(float x, float scale, float offset, int nmax) {
-    if (!(scale > 0.0f) || !std::isfinite(scale)) return 0;
-    const float v = (x + offset) / scale;
-    if (!(v > 0.0f)) return 0;  // also NaN
-    if (v >= float(nmax)) return nmax;
+// The level of x for a given inverse scale and offset, clamped to 0..nmax.
+// NaN (from an infinite or NaN scale) goes to 0.
+inline int affine_q(float x, float inv_scale, float offset, int nmax) {
+    float v = (x + offset) * inv_scale;
+    v = 0.0f < v ? v : 0.0f;  // branch-free clamps (minss/maxss); NaN goes to 0
+    v = v < float(nmax) ? v : float(nmax);
     return round_even(v);
 }
 
-// Squared error with every element rounded to its best level.
-double affine_error(const float* x, int n, int nmax, float scale, float offset) {
-    double err = 0.0;
+inline float inverse_or_zero(float scale) {
+    if (!(scale > 0.0f) && !(scale < 0.0f)) return 0.0f;  // zero or NaN
+    const float inv = 1.0f / scale;
+    return std::isfinite(inv) ? inv : 0.0f;
+}
+
+// Squared error with every element rounded to its nearest level.
+float affine_error(const float* x, int n, int nmax, float scale, float offset) {
+    const float inv = inverse_or_zero(scale);
+    float err = 0.0f;
     for (int i = 0; i < n; ++i) {
-        const double e = double(scale * float(affine_q(x[i], scale, offset, nmax)) - offset) - double(x[i]);
+        const float e = scale * float(affine_q(x[i], inv, offset, nmax)) - offset - x[i];
         err += e * e;
     }
     return err;
@@ -57,83 +69,102 @@ struct Affine {
     float offset = 0.0f;
 };
 
-// Least-squares (scale, offset) for fixed levels q, with offset >= 0 (a
-// sub-block that is all positive keeps a zero minimum). False if degenerate.
-bool affine_solve(const float* x, const int* q, int n, Affine* out) {
-    double sq = 0, sqq = 0, sx = 0, sqx = 0;
+// For fixed levels q, the least-squares scale and offset have a closed form,
+// and so has their squared error: with S_q = sum q, S_qq = sum q^2, S_x, S_qx,
+// S_xx likewise, error = S_xx - (S_qq S_x^2 - 2 S_q S_x S_qx + n S_qx^2) / det,
+// det = n S_qq - S_q^2. When that fit wants a negative offset (all positive
+// values), the offset is pinned to 0: scale = S_qx / S_qq, error = S_xx -
+// S_qx^2 / S_qq. One pass over x scores a trial, without re-rounding.
+struct AffineSolution {
+    Affine fit;
+    double error = 0.0;
+    bool valid = false;
+};
+
+AffineSolution affine_round_and_solve(const float* x, int n, int nmax, float inv_scale, float offset, double sum_x,
+                                      double sum_xx) {
+    int sq = 0, sqq = 0;
+    double sqx = 0.0;
     for (int i = 0; i < n; ++i) {
-        sq += q[i];
-        sqq += double(q[i]) * q[i];
-        sx += x[i];
-        sqx += double(q[i]) * x[i];
+        const int q = affine_q(x[i], inv_scale, offset, nmax);
+        sq += q;
+        sqq += q * q;
+        sqx += double(q) * x[i];
     }
-    const double det = n * sqq - sq * sq;
-    if (det <= 0) return false;
-    double scale = (n * sqx - sq * sx) / det;
-    double offset = (scale * sq - sx) / n;
-    if (offset < 0) {
-        offset = 0;
+    AffineSolution out;
+    const double det = double(n) * sqq - double(sq) * sq;
+    if (!(det > 0.0)) return out;
+    double scale = (double(n) * sqx - double(sq) * sum_x) / det;
+    double off = (scale * sq - sum_x) / n;
+    double error = sum_xx - (double(sqq) * sum_x * sum_x - 2.0 * sq * sum_x * sqx + double(n) * sqx * sqx) / det;
+    if (off < 0.0) {
+        off = 0.0;
         scale = sqx / sqq;
+        error = sum_xx - sqx * sqx / sqq;
     }
-    if (!(scale > 0)) return false;
-    out->scale = float(scale);
-    out->offset = float(offset);
-    return true;
+    if (!(scale > 0.0) || !std::isfinite(scale)) return out;
+    out.fit = {float(scale), float(off)};
+    out.error = error;
+    out.valid = true;
+    return out;
 }
 
 Affine affine_fit(const float* x, int n, int nmax) {
     float lo = 0.0f, hi = x[0];
+    double sum_x = 0.0, sum_xx = 0.0;
     for (int i = 0; i < n; ++i) {
         lo = std::min(lo, x[i]);
         hi = std::max(hi, x[i]);
+        sum_x += x[i];
+        sum_xx += double(x[i]) * x[i];
     }
     Affine best{0.0f, -lo};  // also exact for a constant negative sub-block
     if (hi - lo < kTiny) return best;
-    double best_err = affine_error(x, n, nmax, best.scale, best.offset);
-    auto consider = [&](const Affine& a) {
-        const double err = affine_error(x, n, nmax, a.scale, a.offset);
-        if (err < best_err) {
-            best_err = err;
-            best = a;
-        }
-    };
-    int q[kQK];
+    best.scale = (hi - lo) / float(nmax);
+    // Score each trial step by the error of its least-squares refit.
+    double best_score = -1.0;
     for (int t = -kTrials; t <= kTrials; ++t) {
-        const Affine trial{(hi - lo) / (float(nmax) + kTrialStep * float(t)), -lo};
-        consider(trial);
-        for (int i = 0; i < n; ++i) q[i] = affine_q(x[i], trial.scale, trial.offset, nmax);
-        Affine solved;
-        if (affine_solve(x, q, n, &solved)) consider(solved);
+        const float inv = (float(nmax) + kTrialStep * float(t)) / (hi - lo);
+        const AffineSolution s = affine_round_and_solve(x, n, nmax, inv, -lo, sum_x, sum_xx);
+        if (s.valid && (best_score < 0.0 || s.error < best_score)) {
+            best_score = s.error;
+            best = s.fit;
+        }
     }
-    for (int iter = 0; iter < 8; ++iter) {
-        const double before = best_err;
-        for (int i = 0; i < n; ++i) q[i] = affine_q(x[i], best.scale, best.offset, nmax);
-        Affine solved;
-        if (affine_solve(x, q, n, &solved)) consider(solved);
-        if (!(best_err < before)) break;
+    // Then alternate "round with the fit, refit"; each round can only lower the
+    // error. Stop when it no longer does.
+    for (int iter = 0; iter < 6; ++iter) {
+        const AffineSolution s =
+            affine_round_and_solve(x, n, nmax, inverse_or_zero(best.scale), best.offset, sum_x, sum_xx);
+        if (!s.valid || !(s.error < best_score)) break;
+        best_score = s.error;
+        best = s.fit;
     }
     return best;
 }
 
 // ---- symmetric sub-blocks: x ~ scale * q, q in -nmax..nmax-1, scale of either sign
 
-int symmetric_q(float x, float scale, int nmax) {
-    if (scale == 0.0f || !std::isfinite(scale)) return 0;
-    const float v = x / scale;
-    if (!(v > float(-nmax))) return v != v ? 0 : -nmax;
-    if (v >= float(nmax - 1)) return nmax - 1;
+inline int symmetric_q(float x, float inv_scale, int nmax) {
+    float v = x * inv_scale;  // finite: x is, and inv_scale comes from inverse_or_zero
+    v = float(-nmax) < v ? v : float(-nmax);
+    v = v < float(nmax - 1) ? v : float(nmax - 1);
     return round_even(v);
 }
 
-double symmetric_error(const float* x, int n, int nmax, float scale) {
-    double err = 0.0;
+float symmetric_error(const float* x, int n, int nmax, float scale) {
+    const float inv = inverse_or_zero(scale);
+    float err = 0.0f;
     for (int i = 0; i < n; ++i) {
-        const double e = double(scale * float(symmetric_q(x[i], scale, nmax))) - double(x[i]);
+        const float e = scale * float(symmetric_q(x[i], inv, nmax)) - x[i];
         err += e * e;
     }
     return err;
 }
 
+// As for the affine case, for fixed levels the least-squares scale is
+// S_qx / S_qq and its error S_xx - S_qx^2 / S_qq: trials are compared by
+// S_qx^2 / S_qq (larger is better) in one pass each.
 float symmetric_fit(const float* x, int n, int nmax) {
     float amax = 0.0f, extreme = 0.0f;
     for (int i = 0; i < n; ++i) {
@@ -143,35 +174,26 @@ float symmetric_fit(const float* x, int n, int nmax) {
         }
     }
     if (amax < kTiny) return 0.0f;
-    // The extreme maps to -nmax, the end with one more level.
-    float best = extreme / -float(nmax);
-    double best_err = symmetric_error(x, n, nmax, best);
-    auto consider = [&](float scale) {
-        const double err = symmetric_error(x, n, nmax, scale);
-        if (err < best_err) {
-            best_err = err;
-            best = scale;
-        }
-    };
-    auto solve = [&](float scale) {  // least-squares scale for the levels `scale` rounds to
-        double sqx = 0, sqq = 0;
+    float best = extreme / -float(nmax);  // the extreme maps to -nmax, the end with one more level
+    double best_explained = -1.0;
+    auto round_and_solve = [&](float inv_scale) {
+        double sqx = 0.0;
+        int sqq = 0;
         for (int i = 0; i < n; ++i) {
-            const int q = symmetric_q(x[i], scale, nmax);
+            const int q = symmetric_q(x[i], inv_scale, nmax);
             sqx += double(q) * x[i];
-            sqq += double(q) * q;
+            sqq += q * q;
         }
-        if (sqq > 0) consider(float(sqx / sqq));
+        if (sqq == 0) return false;
+        const double explained = sqx * sqx / sqq;
+        if (!(explained > best_explained)) return false;
+        best_explained = explained;
+        best = float(sqx / sqq);
+        return true;
     };
-    for (int t = -kTrials; t <= kTrials; ++t) {
-        const float trial = extreme / -(float(nmax) + kTrialStep * float(t));
-        consider(trial);
-        solve(trial);
-    }
-    for (int iter = 0; iter < 8; ++iter) {
-        const double before = best_err;
-        solve(best);
-        if (!(best_err < before)) break;
-    }
+    for (int t = -kTrials; t <= kTrials; ++t) round_and_solve(-(float(nmax) + kTrialStep * float(t)) / extreme);
+    for (int iter = 0; iter < 6; ++iter)
+        if (!round_and_solve(inverse_or_zero(best))) break;
     return best;
 }
 
@@ -193,11 +215,43 @@ int nearest_level(float v, float unit, int lo, int hi) {
     return round_even(r);
 }
 
-// Affine super-block (Q2_K, Q4_K, Q5_K): fits each of n_sub sub-blocks, then
-// picks integer scales and mins in 0..max_level against f16 d and dmin.
-// Fills levels q (0..nmax), integer scales ls and mins lm, and d/dmin bits.
-void quantize_affine_super(const float* x, int sub, int nmax, int max_level, int* q, int* ls, int* lm,
-                           uint16_t* d_bits, uint16_t* dmin_bits) {
+// Affine super-block (Q2_K, Q4_K, Q5_K): fits each of the sub-blocks of
+// `sub` elements, then chooses f16 d and dmin and, per sub-block, integer
+// scales ls and mins lm in 0..max_level and levels q in 0..nmax.
+struct AffineSuper {
+    int q[kQK];
+    int ls[16], lm[16];
+    uint16_t d_bits = 0, dmin_bits = 0;
+    float error = 0.0f;
+};
+
+// Given d and dmin (f16 bits), the best ls / lm of each sub-block among the
+// nearest to its fit and their neighbours, scored as to_float computes.
+void affine_assign(const float* x, int sub, int nmax, int max_level, const Affine* fits, AffineSuper* out) {
+    const float d = fp16_to_fp32(out->d_bits), dmin = fp16_to_fp32(out->dmin_bits);
+    out->error = 0.0f;
+    for (int s = 0; s < kQK / sub; ++s) {
+        const float* xs = x + s * sub;
+        const int ls0 = nearest_level(fits[s].scale, d, 0, max_level);
+        const int lm0 = nearest_level(fits[s].offset, dmin, 0, max_level);
+        float best_err = -1.0f;
+        for (int a = std::max(0, ls0 - 1); a <= std::min(max_level, ls0 + 1); ++a) {
+            for (int m = std::max(0, lm0 - 1); m <= std::min(max_level, lm0 + 1); ++m) {
+                const float err = affine_error(xs, sub, nmax, d * float(a), dmin * float(m));
+                if (best_err < 0 || err < best_err) {
+                    best_err = err;
+                    out->ls[s] = a;
+                    out->lm[s] = m;
+                }
+            }
+        }
+        out->error += best_err;
+        const float inv = inverse_or_zero(d * float(out->ls[s]));
+        for (int i = 0; i < sub; ++i) out->q[s * sub + i] = affine_q(xs[i], inv, dmin * float(out->lm[s]), nmax);
+    }
+}
+
+void quantize_affine_super(const float* x, int sub, int nmax, int max_level, AffineSuper* out) {
     const int n_sub = kQK / sub;
     Affine fits[16];
     float max_scale = 0.0f, max_offset = 0.0f;
@@ -206,32 +260,66 @@ void quantize_affine_super(const float* x, int sub, int nmax, int max_level, int
         max_scale = std::max(max_scale, fits[s].scale);
         max_offset = std::max(max_offset, fits[s].offset);
     }
-    *d_bits = fp32_to_fp16(max_scale / float(max_level));
-    *dmin_bits = fp32_to_fp16(max_offset / float(max_level));
-    const float d = fp16_to_fp32(*d_bits), dmin = fp16_to_fp32(*dmin_bits);
-    for (int s = 0; s < n_sub; ++s) {
-        const float* xs = x + s * sub;
-        const int ls0 = nearest_level(fits[s].scale, d, 0, max_level);
-        const int lm0 = nearest_level(fits[s].offset, dmin, 0, max_level);
-        double best_err = -1.0;
-        for (int a = std::max(0, ls0 - 1); a <= std::min(max_level, ls0 + 1); ++a) {
-            for (int m = std::max(0, lm0 - 1); m <= std::min(max_level, lm0 + 1); ++m) {
-                const double err = affine_error(xs, sub, nmax, d * float(a), dmin * float(m));
-                if (best_err < 0 || err < best_err) {
-                    best_err = err;
-                    ls[s] = a;
-                    lm[s] = m;
-                }
-            }
+    out->d_bits = fp32_to_fp16(max_scale / float(max_level));
+    out->dmin_bits = fp32_to_fp16(max_offset / float(max_level));
+    affine_assign(x, sub, nmax, max_level, fits, out);
+    // With the integers fixed, x ~ d * (ls q) - dmin * lm is linear in (d, dmin):
+    // refit both by least squares, reassign, keep it if the error drops.
+    for (int iter = 0; iter < 2; ++iter) {
+        double saa = 0, sab = 0, sbb = 0, sax = 0, sbx = 0;
+        for (int i = 0; i < kQK; ++i) {
+            const double a = double(out->ls[i / sub]) * out->q[i], b = -double(out->lm[i / sub]);
+            saa += a * a;
+            sab += a * b;
+            sbb += b * b;
+            sax += a * x[i];
+            sbx += b * x[i];
         }
-        for (int i = 0; i < sub; ++i) q[s * sub + i] = affine_q(xs[i], d * float(ls[s]), dmin * float(lm[s]), nmax);
+        const double det = saa * sbb - sab * sab;
+        if (!(det > 0.0)) break;
+        const double d = (sax * sbb - sbx * sab) / det, dmin = (saa * sbx - sab * sax) / det;
+        if (!(d > 0.0) || !(dmin >= 0.0)) break;
+        AffineSuper trial;
+        trial.d_bits = fp32_to_fp16(float(d));
+        trial.dmin_bits = fp32_to_fp16(float(dmin));
+        if (trial.d_bits == out->d_bits && trial.dmin_bits == out->dmin_bits) break;
+        affine_assign(x, sub, nmax, max_level, fits, &trial);
+        if (!(trial.error < out->error)) break;
+        *out = trial;
     }
 }
 
 // Symmetric super-block (Q3_K, Q6_K): 16 sub-blocks of 16, integer scales in
-// -(max_level + 1)..max_level against one f16 d. Fills q (-nmax..nmax-1),
-// the integer scales and d's bits.
-void quantize_symmetric_super(const float* x, int nmax, int max_level, int* q, int* sc, uint16_t* d_bits) {
+// -(max_level + 1)..max_level against one f16 d, levels q in -nmax..nmax-1.
+struct SymmetricSuper {
+    int q[kQK];
+    int sc[16];
+    uint16_t d_bits = 0;
+    float error = 0.0f;
+};
+
+void symmetric_assign(const float* x, int nmax, int max_level, const float* scales, SymmetricSuper* out) {
+    const float d = fp16_to_fp32(out->d_bits);
+    out->error = 0.0f;
+    for (int s = 0; s < 16; ++s) {
+        const float* xs = x + 16 * s;
+        const int l0 = nearest_level(scales[s], d, -(max_level + 1), max_level);
+        float best_err = -1.0f;
+        for (int a = std::max(-(max_level + 1), l0 - 1); a <= std::min(max_level, l0 + 1); ++a) {
+            const float err = symmetric_error(xs, 16, nmax, d * float(a));
+            if (best_err < 0 || err < best_err) {
+                best_err = err;
+                out->sc[s] = a;
+            }
+        }
+        out->error += best_err;
+        const float inv = inverse_or_zero(d * float(out->sc[s]));
+        for (int i = 0; i < 16; ++i) out->q[16 * s + i] = symmetric_q(xs[i], inv, nmax);
+    }
+}
+
+// False for a super-block with nothing to represent (all sub-blocks below kTiny).
+bool quantize_symmetric_super(const float* x, int nmax, int max_level, SymmetricSuper* out) {
     float scales[16];
     float amax = 0.0f, extreme = 0.0f;
     for (int s = 0; s < 16; ++s) {
@@ -241,21 +329,26 @@ void quantize_symmetric_super(const float* x, int nmax, int max_level, int* q, i
             extreme = scales[s];
         }
     }
-    *d_bits = fp32_to_fp16(extreme / -float(max_level + 1));  // the extreme scale maps to the wider end
-    const float d = fp16_to_fp32(*d_bits);
-    for (int s = 0; s < 16; ++s) {
-        const float* xs = x + 16 * s;
-        const int l0 = nearest_level(scales[s], d, -(max_level + 1), max_level);
-        double best_err = -1.0;
-        for (int a = std::max(-(max_level + 1), l0 - 1); a <= std::min(max_level, l0 + 1); ++a) {
-            const double err = symmetric_error(xs, 16, nmax, d * float(a));
-            if (best_err < 0 || err < best_err) {
-                best_err = err;
-                sc[s] = a;
-            }
+    if (amax == 0.0f) return false;
+    out->d_bits = fp32_to_fp16(extreme / -float(max_level + 1));  // the extreme scale maps to the wider end
+    symmetric_assign(x, nmax, max_level, scales, out);
+    // With the integers fixed, x ~ d * (sc q): refit d by least squares.
+    for (int iter = 0; iter < 2; ++iter) {
+        double saa = 0, sax = 0;
+        for (int i = 0; i < kQK; ++i) {
+            const double a = double(out->sc[i / 16]) * out->q[i];
+            saa += a * a;
+            sax += a * x[i];
         }
-        for (int i = 0; i < 16; ++i) q[16 * s + i] = symmetric_q(xs[i], d * float(sc[s]), nmax);
+        if (!(saa > 0.0)) break;
+        SymmetricSuper trial;
+        trial.d_bits = fp32_to_fp16(float(sax / saa));
+        if (trial.d_bits == out->d_bits) break;
+        symmetric_assign(x, nmax, max_level, scales, &trial);
+        if (!(trial.error < out->error)) break;
+        *out = trial;
     }
+    return true;
 }
 
 }  // namespace
@@ -263,14 +356,17 @@ void quantize_symmetric_super(const float* x, int nmax, int max_level, int* q, i
 void from_float_q2_k(const float* src, void* dst, int64_t n) {
     auto* b = static_cast<BlockQ2_K*>(dst);
     const int64_t nb = block_count(n, kQK_K);
-    int q[kQK], ls[16], lm[16];
+    AffineSuper r;
     for (int64_t i = 0; i < nb; ++i, src += kQK) {
         if (poison_if_non_finite(src, &b[i])) {
             b[i].d = b[i].dmin = kF16PoisonNaN;
             continue;
         }
-        quantize_affine_super(src, 16, 3, 15, q, ls, lm, &b[i].d, &b[i].dmin);
-        for (int s = 0; s < 16; ++s) b[i].scales[s] = uint8_t(ls[s] | (lm[s] << 4));
+        quantize_affine_super(src, 16, 3, 15, &r);
+        const int* q = r.q;
+        b[i].d = r.d_bits;
+        b[i].dmin = r.dmin_bits;
+        for (int s = 0; s < 16; ++s) b[i].scales[s] = uint8_t(r.ls[s] | (r.lm[s] << 4));
         std::memset(b[i].qs, 0, sizeof(b[i].qs));
         for (int e = 0; e < kQK; ++e) b[i].qs[32 * (e / 128) + e % 32] |= uint8_t(q[e] << (2 * ((e % 128) / 32)));
     }
@@ -279,14 +375,19 @@ void from_float_q2_k(const float* src, void* dst, int64_t n) {
 void from_float_q3_k(const float* src, void* dst, int64_t n) {
     auto* b = static_cast<BlockQ3_K*>(dst);
     const int64_t nb = block_count(n, kQK_K);
-    int q[kQK], sc[16];
+    SymmetricSuper r;
     for (int64_t i = 0; i < nb; ++i, src += kQK) {
         if (poison_if_non_finite(src, &b[i])) {
             b[i].d = kF16PoisonNaN;
             continue;
         }
-        quantize_symmetric_super(src, 4, 31, q, sc, &b[i].d);
-        q3k_pack_scales(sc, b[i].scales);
+        if (!quantize_symmetric_super(src, 4, 31, &r)) {
+            std::memset(&b[i], 0, sizeof(BlockQ3_K));  // nothing to represent: all bytes zero
+            continue;
+        }
+        const int* q = r.q;
+        b[i].d = r.d_bits;
+        q3k_pack_scales(r.sc, b[i].scales);
         std::memset(b[i].qs, 0, sizeof(b[i].qs));
         std::memset(b[i].hmask, 0, sizeof(b[i].hmask));
         for (int e = 0; e < kQK; ++e) {
@@ -300,14 +401,17 @@ void from_float_q3_k(const float* src, void* dst, int64_t n) {
 void from_float_q4_k(const float* src, void* dst, int64_t n) {
     auto* b = static_cast<BlockQ4_K*>(dst);
     const int64_t nb = block_count(n, kQK_K);
-    int q[kQK], ls[16], lm[16];
+    AffineSuper r;
     for (int64_t i = 0; i < nb; ++i, src += kQK) {
         if (poison_if_non_finite(src, &b[i])) {
             b[i].d = b[i].dmin = kF16PoisonNaN;
             continue;
         }
-        quantize_affine_super(src, 32, 15, 63, q, ls, lm, &b[i].d, &b[i].dmin);
-        k4_pack_scales_mins(ls, lm, b[i].scales);
+        quantize_affine_super(src, 32, 15, 63, &r);
+        const int* q = r.q;
+        b[i].d = r.d_bits;
+        b[i].dmin = r.dmin_bits;
+        k4_pack_scales_mins(r.ls, r.lm, b[i].scales);
         std::memset(b[i].qs, 0, sizeof(b[i].qs));
         for (int e = 0; e < kQK; ++e) b[i].qs[32 * (e / 64) + e % 32] |= uint8_t(q[e] << (4 * ((e / 32) % 2)));
     }
@@ -316,14 +420,17 @@ void from_float_q4_k(const float* src, void* dst, int64_t n) {
 void from_float_q5_k(const float* src, void* dst, int64_t n) {
     auto* b = static_cast<BlockQ5_K*>(dst);
     const int64_t nb = block_count(n, kQK_K);
-    int q[kQK], ls[16], lm[16];
+    AffineSuper r;
     for (int64_t i = 0; i < nb; ++i, src += kQK) {
         if (poison_if_non_finite(src, &b[i])) {
             b[i].d = b[i].dmin = kF16PoisonNaN;
             continue;
         }
-        quantize_affine_super(src, 32, 31, 63, q, ls, lm, &b[i].d, &b[i].dmin);
-        k4_pack_scales_mins(ls, lm, b[i].scales);
+        quantize_affine_super(src, 32, 31, 63, &r);
+        const int* q = r.q;
+        b[i].d = r.d_bits;
+        b[i].dmin = r.dmin_bits;
+        k4_pack_scales_mins(r.ls, r.lm, b[i].scales);
         std::memset(b[i].qs, 0, sizeof(b[i].qs));
         std::memset(b[i].qh, 0, sizeof(b[i].qh));
         for (int e = 0; e < kQK; ++e) {
@@ -336,14 +443,19 @@ void from_float_q5_k(const float* src, void* dst, int64_t n) {
 void from_float_q6_k(const float* src, void* dst, int64_t n) {
     auto* b = static_cast<BlockQ6_K*>(dst);
     const int64_t nb = block_count(n, kQK_K);
-    int q[kQK], sc[16];
+    SymmetricSuper r;
     for (int64_t i = 0; i < nb; ++i, src += kQK) {
         if (poison_if_non_finite(src, &b[i])) {
             b[i].d = kF16PoisonNaN;
             continue;
         }
-        quantize_symmetric_super(src, 32, 127, q, sc, &b[i].d);
-        for (int s = 0; s < 16; ++s) b[i].scales[s] = int8_t(sc[s]);
+        if (!quantize_symmetric_super(src, 32, 127, &r)) {
+            std::memset(&b[i], 0, sizeof(BlockQ6_K));  // nothing to represent: all bytes zero
+            continue;
+        }
+        const int* q = r.q;
+        b[i].d = r.d_bits;
+        for (int s = 0; s < 16; ++s) b[i].scales[s] = int8_t(r.sc[s]);
         std::memset(b[i].ql, 0, sizeof(b[i].ql));
         std::memset(b[i].qh, 0, sizeof(b[i].qh));
         for (int e = 0; e < kQK; ++e) {
