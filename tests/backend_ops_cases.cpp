@@ -268,12 +268,16 @@ void add_softmax_attention(std::vector<OpCase>& cases) {
         int64_t D, Dv, n_head, kv_head, T, n_kv;
         int mask;  // 0 none, 1 F32, 2 F16, 3 F32 with a fully masked row
         bool q_permuted;
+        bool v_in_k = false;  // v is the first Dv dims of k's rows (MLA's latent cache)
     };
     const Attn attn[] = {
         {DType::F32, 64, 64, 4, 2, 1, 37, 0, false},  {DType::F32, 64, 48, 4, 4, 7, 37, 1, false},
         {DType::F32, 40, 40, 6, 2, 7, 23, 3, true},   {DType::F16, 64, 64, 4, 2, 1, 37, 2, false},
         {DType::F16, 64, 64, 8, 1, 7, 50, 1, true},   {DType::Q8_0, 64, 64, 4, 2, 1, 37, 1, false},
         {DType::Q8_0, 96, 32, 6, 3, 7, 41, 2, true},
+        {DType::F32, 32, 32, 24, 2, 2, 19, 3, true},  // groups of 12 heads: blocks of 8 and 4
+        {DType::F16, 576, 512, 16, 1, 3, 40, 1, false, true},
+        {DType::Q8_0, 576, 512, 10, 1, 1, 33, 0, false, true},
     };
     for (const Attn& a : attn) {
         if (!quant_traits(a.kv) || !quant_traits(a.kv)->vec_dot) continue;
@@ -282,13 +286,14 @@ void add_softmax_attention(std::vector<OpCase>& cases) {
                                  std::to_string(a.Dv) + " heads " + std::to_string(a.n_head) + "/" +
                                  std::to_string(a.kv_head) + " T" + std::to_string(a.T) + " kv" +
                                  std::to_string(a.n_kv) + " mask" + std::to_string(a.mask) +
-                                 (a.q_permuted ? " q permuted" : "");
+                                 (a.q_permuted ? " q permuted" : "") + (a.v_in_k ? " v in k" : "");
         cases.push_back({name, tol, [=](OpCaseBuilder& b) {
                              Tensor* q = a.q_permuted
                                              ? b.graph().permute(b.input(DType::F32, {a.D, a.T, a.n_head}), 0, 2, 1, 3)
                                              : b.input(DType::F32, {a.D, a.n_head, a.T});
                              Tensor* k = b.input(a.kv, {a.D, a.n_kv, a.kv_head});
-                             Tensor* v = b.input(a.kv, {a.Dv, a.n_kv, a.kv_head});
+                             Tensor* v = a.v_in_k ? b.graph().view(k, {a.Dv, a.n_kv, a.kv_head}, {k->nb[1], k->nb[2]}, 0)
+                                                  : b.input(a.kv, {a.Dv, a.n_kv, a.kv_head});
                              Tensor* mask = nullptr;
                              if (a.mask)
                                  mask = b.causal_mask(a.mask == 2 ? DType::F16 : DType::F32, a.n_kv, a.T + 2, a.T,

@@ -17,10 +17,21 @@
 // of its rows and experts nobody chose are never touched.
 //
 // With OpenBLAS (MOELITE_HAVE_OPENBLAS), F32/F16/BF16 weights times at least
-// kBlasMinCols activation rows go to cblas_sgemm: each thread multiplies its
-// own range of weight rows (F16/BF16 dequantized kBlasChunkRows rows at a
-// time into its scratch), with OpenBLAS itself single-threaded (set by the
-// backend) so the two pools never compete for the cores.
+// blas_min_cols activation rows (CpuBackendOptions, default 32) go to
+// cblas_sgemm: each thread multiplies its own range of weight rows (F16/BF16
+// dequantized kBlasChunkRows rows at a time into its scratch), with OpenBLAS
+// itself single-threaded (set by the backend) so the two pools never compete
+// for the cores.
+//
+// The threshold, measured (2048 x 2048 weights, best of 5-20 runs, 1 thread,
+// the project's 2-core AMD EPYC AVX2 build machine, shared and loaded, so
+// +-30%), vec_dot path vs sgemm in ms:
+//   N      1     4     8    16    24    32    64   128
+//   F32  0.9/2.3 2.1/2.0 3.0/2.5 8.7/5.3 10/4.0 16/4.8 35/14 70/40
+//   F16  0.4/12  1.7/20  3.7/11  11/21   22/26  33/26  76/34 152/55
+// F32 breaks even near N = 4..8; F16 (whose sgemm path first dequantizes
+// every weight with the scalar reference) near N = 24..32. One threshold of
+// 32 keeps decode and small batches on vec_dot and sends prefill to sgemm.
 #include <algorithm>
 #include <cstring>
 

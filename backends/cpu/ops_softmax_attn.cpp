@@ -9,7 +9,10 @@
 // value sum; a new score s above M rescales S and the sum by exp(M - s).
 // The query row is converted once to the key type's vec_dot_type (as mul_mat
 // does for activations) so q.k uses the same dot kernels as the weights;
-// values of a non-F32 type are dequantized one row at a time.
+// values of a non-F32 type are dequantized one row at a time. Heads sharing
+// a KV head (GQA; MLA, where every head reads one latent cache) are processed
+// in blocks of up to kMaxHeadBlock, so each key and value row is read and
+// dequantized once per block rather than once per head.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -18,6 +21,7 @@
 #include "backends/cpu/ops.h"
 #include "core/error.h"
 #include "core/fp16.h"
+#include "quant/quant.h"
 
 namespace moelite::cpu {
 namespace {
@@ -120,28 +124,41 @@ bool supports_flash_attn(const Tensor& node) {
     DType vdt;
     if (!row_vec_dot(kernels(), k->type, &vdt) || !row_from_float(kernels(), vdt)) return false;
     if (k->ne[0] != q->ne[0] || v->ne[1] != k->ne[1] || v->ne[2] != k->ne[2]) return false;
-    if (k->ne[2] == 0 || q->ne[1] % k->ne[2] != 0 || k->ne[3] != 1 || v->ne[3] != 1) return false;
+    if (k->ne[2] == 0 || q->ne[1] % k->ne[2] != 0 || q->ne[3] != 1 || k->ne[3] != 1 || v->ne[3] != 1) return false;
     if (node.ne[0] != v->ne[0] || node.ne[1] != q->ne[1] || node.ne[2] != q->ne[2] || node.ne[3] != q->ne[3])
         return false;
     if (mask) {
         if (mask->type != DType::F32 && mask->type != DType::F16) return false;
         if (mask->ne[0] != k->ne[1] || mask->ne[1] < q->ne[2]) return false;
-        if (q->ne[1] % mask->ne[2] != 0 || q->ne[3] % mask->ne[3] != 0) return false;
+        if (mask->ne[2] != 1 || mask->ne[3] != 1) return false;  // one mask for every head
     }
     return true;
 }
 
-WorkSize work_size_flash_attn(const Tensor& node) {
+namespace {
+
+// Heads of one KV group processed together, so each key and value row is
+// read (and dequantized) once for all of them: with GQA or MLA (one latent
+// KV head for every query head) K and V would otherwise be streamed once per
+// head.
+constexpr int64_t kMaxHeadBlock = 8;
+
+struct AttnScratch {
+    size_t q_conv_stride, q_row_bytes, acc_bytes, v_row_bytes;
+    size_t total() const { return kMaxHeadBlock * (q_conv_stride + acc_bytes) + q_row_bytes + v_row_bytes; }
+};
+
+AttnScratch attn_scratch(const Tensor& node) {
     const Tensor& q = *node.src[0];
-    const Tensor& k = *node.src[1];
     const Tensor& v = *node.src[2];
-    DType vdt;
-    row_vec_dot(kernels(), k.type, &vdt);
-    size_t bytes = align_up(dtype_row_bytes(vdt, q.ne[0]));  // converted q
-    bytes += align_up(sizeof(float) * size_t(q.ne[0]));     // gathered q
-    bytes += 2 * align_up(sizeof(float) * size_t(v.ne[0]));  // accumulator, dequantized v row
-    return {0, bytes};
+    const DType vdt = quant_traits(node.src[1]->type)->vec_dot_type;
+    return {align_up(dtype_row_bytes(vdt, q.ne[0])), align_up(sizeof(float) * size_t(q.ne[0])),
+            align_up(sizeof(float) * size_t(v.ne[0])), align_up(sizeof(float) * size_t(v.ne[0]))};
 }
+
+}  // namespace
+
+WorkSize work_size_flash_attn(const Tensor& node) { return {0, attn_scratch(node).total()}; }
 
 void op_flash_attn(const Tensor& node, const OpContext& ctx) {
     const Tensor& q = *node.src[0];
@@ -149,69 +166,89 @@ void op_flash_attn(const Tensor& node, const OpContext& ctx) {
     const Tensor& v = *node.src[2];
     const Tensor* mask = node.src[3];
     const float scale = flash_attn_scale(node);
-    const int64_t D = q.ne[0], Dv = v.ne[0], n_kv = k.ne[1];
-    const int64_t n_head = q.ne[1], group = n_head / k.ne[2];
+    const int64_t D = q.ne[0], Dv = v.ne[0], n_kv = k.ne[1], T = q.ne[2];
+    const int64_t kv_heads = k.ne[2], group = q.ne[1] / kv_heads;
 
     DType vdt;
     const VecDotFn dot = row_vec_dot(*ctx.kt, k.type, &vdt);
     const FromFloatFn convert_q = row_from_float(*ctx.kt, vdt);
     const ToFloatFn v_to_float = v.type == DType::F32 ? nullptr : row_to_float(v.type);
 
+    const AttnScratch layout = attn_scratch(node);
     char* scratch = ctx.thread_scratch();
     char* q_conv = scratch;
-    scratch += align_up(dtype_row_bytes(vdt, D));
-    float* q_row = reinterpret_cast<float*>(scratch);
-    scratch += align_up(sizeof(float) * size_t(D));
-    float* acc = reinterpret_cast<float*>(scratch);
-    scratch += align_up(sizeof(float) * size_t(Dv));
-    float* v_row = reinterpret_cast<float*>(scratch);
+    float* acc = reinterpret_cast<float*>(q_conv + kMaxHeadBlock * layout.q_conv_stride);
+    float* q_row = reinterpret_cast<float*>(reinterpret_cast<char*>(acc) + kMaxHeadBlock * layout.acc_bytes);
+    float* v_row = reinterpret_cast<float*>(reinterpret_cast<char*>(q_row) + layout.q_row_bytes);
+    const size_t acc_stride = layout.acc_bytes / sizeof(float);
+
+    // Units: (query t, kv head, block of heads of its group); smaller blocks
+    // when there would be too few units to keep every thread busy.
+    int64_t head_block = std::min(kMaxHeadBlock, group);
+    while (head_block > 1 && T * kv_heads * ((group + head_block - 1) / head_block) < 2 * ctx.nth) head_block /= 2;
+    const int64_t blocks_per_group = (group + head_block - 1) / head_block;
 
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-    int64_t r0, r1;
-    split_range(node.nrows(), ctx.ith, ctx.nth, &r0, &r1);
-    for (int64_t r = r0; r < r1; ++r) {
-        const int64_t h = r % n_head, t = (r / n_head) % q.ne[2], i3 = r / (n_head * q.ne[2]);
-        const int64_t kvh = h / group;
-        const char* qp = static_cast<const char*>(q.data) + h * q.nb[1] + t * q.nb[2] + i3 * q.nb[3];
-        for (int64_t i = 0; i < D; ++i) q_row[i] = load_f32(qp + i * q.nb[0]);
-        convert_q(q_row, q_conv, D);
-        const char* mrow = nullptr;
-        if (mask)
-            mrow = static_cast<const char*>(mask->data) + t * mask->nb[1] + (h % mask->ne[2]) * mask->nb[2] +
-                   (i3 % mask->ne[3]) * mask->nb[3];
+    float m[kMaxHeadBlock], sum[kMaxHeadBlock], s[kMaxHeadBlock];
+    int64_t u0, u1;
+    split_range(T * kv_heads * blocks_per_group, ctx.ith, ctx.nth, &u0, &u1);
+    for (int64_t u = u0; u < u1; ++u) {
+        const int64_t blk = u % blocks_per_group, kvh = (u / blocks_per_group) % kv_heads;
+        const int64_t t = u / (blocks_per_group * kv_heads);
+        const int64_t h0 = kvh * group + blk * head_block;
+        const int64_t nh = std::min(head_block, (kvh + 1) * group - h0);
+        for (int64_t b = 0; b < nh; ++b) {
+            const char* qp = static_cast<const char*>(q.data) + (h0 + b) * q.nb[1] + t * q.nb[2];
+            for (int64_t i = 0; i < D; ++i) q_row[i] = load_f32(qp + i * q.nb[0]);
+            convert_q(q_row, q_conv + b * layout.q_conv_stride, D);
+            m[b] = kNegInf;
+            sum[b] = 0.0f;
+            std::fill(acc + b * acc_stride, acc + b * acc_stride + Dv, 0.0f);
+        }
+        const char* mrow = mask ? static_cast<const char*>(mask->data) + t * mask->nb[1] : nullptr;
 
-        float m = kNegInf, sum = 0.0f;
-        std::fill(acc, acc + Dv, 0.0f);
         for (int64_t j = 0; j < n_kv; ++j) {
             const float mv = mrow ? mask_value(*mask, mrow, j) : 0.0f;
             if (mv == kNegInf) continue;
-            float s;
-            dot(D, &s, static_cast<const char*>(k.data) + j * k.nb[1] + kvh * k.nb[2], q_conv);
-            s = s * scale + mv;
-            if (s == kNegInf) continue;
-            float ms = 1.0f, vs = 1.0f;
-            if (s > m) {
-                ms = m == kNegInf ? 0.0f : std::exp(m - s);
-                m = s;
-            } else {
-                vs = std::exp(s - m);
+            const char* kp = static_cast<const char*>(k.data) + j * k.nb[1] + kvh * k.nb[2];
+            bool any = false;
+            for (int64_t b = 0; b < nh; ++b) {
+                dot(D, &s[b], kp, q_conv + b * layout.q_conv_stride);
+                s[b] = s[b] * scale + mv;
+                any = any || s[b] != kNegInf;
             }
+            if (!any) continue;
             const char* vp = static_cast<const char*>(v.data) + j * v.nb[1] + kvh * v.nb[2];
             const float* vr = reinterpret_cast<const float*>(vp);
             if (v_to_float) {
                 v_to_float(vp, v_row, Dv);
                 vr = v_row;
             }
-            if (ms != 1.0f)
-                for (int64_t d = 0; d < Dv; ++d) acc[d] = acc[d] * ms + vr[d] * vs;
-            else
-                for (int64_t d = 0; d < Dv; ++d) acc[d] += vr[d] * vs;
-            sum = sum * ms + vs;
+            // Online softmax: a score above the running max rescales what was summed so far.
+            for (int64_t b = 0; b < nh; ++b) {
+                if (s[b] == kNegInf) continue;
+                float ms = 1.0f, vs = 1.0f;
+                if (s[b] > m[b]) {
+                    ms = m[b] == kNegInf ? 0.0f : std::exp(m[b] - s[b]);
+                    m[b] = s[b];
+                } else {
+                    vs = std::exp(s[b] - m[b]);
+                }
+                float* a = acc + b * acc_stride;
+                if (ms != 1.0f)
+                    for (int64_t d = 0; d < Dv; ++d) a[d] = a[d] * ms + vr[d] * vs;
+                else
+                    for (int64_t d = 0; d < Dv; ++d) a[d] += vr[d] * vs;
+                sum[b] = sum[b] * ms + vs;
+            }
         }
-        float* dst = reinterpret_cast<float*>(static_cast<char*>(node.data) + h * node.nb[1] + t * node.nb[2] +
-                                              i3 * node.nb[3]);
-        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-        for (int64_t d = 0; d < Dv; ++d) dst[d] = acc[d] * inv;
+        for (int64_t b = 0; b < nh; ++b) {
+            float* dst = reinterpret_cast<float*>(static_cast<char*>(node.data) + (h0 + b) * node.nb[1] +
+                                                  t * node.nb[2]);
+            const float inv = sum[b] > 0.0f ? 1.0f / sum[b] : 0.0f;
+            const float* a = acc + b * acc_stride;
+            for (int64_t d = 0; d < Dv; ++d) dst[d] = a[d] * inv;
+        }
     }
 }
 
