@@ -82,6 +82,11 @@ void add_mul_mat(std::vector<OpCase>& cases) {
         cases.push_back({"mul_mat " + t + " broadcast dims 2,3", tol, [=](OpCaseBuilder& b) {
                              return b.graph().mul_mat(b.input(w, {K, 9, 2, 1}), b.input(DType::F32, {K, 3, 4, 3}));
                          }});
+        cases.push_back({"mul_mat " + t + " w permuted (a cache view)", tol, [=](OpCaseBuilder& b) {
+                             // Attention scores without flash_attn: K cache [K, heads, n_kv] read per head.
+                             Tensor* w3 = b.graph().permute(b.input(w, {K, 3, 13}), 0, 2, 1, 3);
+                             return b.graph().mul_mat(w3, b.input(DType::F32, {K, 5, 3}));
+                         }});
         cases.push_back({"mul_mat " + t + " x transposed", tol, [=](OpCaseBuilder& b) {
                              Tensor* x = b.graph().transpose(b.input(DType::F32, {6, K}));
                              return b.graph().mul_mat(b.input(w, {K, 5}), x);
