@@ -15,6 +15,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "core/graph.h"
 #include "quant/kernels.h"
+#include "quant/quant.h"
 #include "tests/backend_ops_harness.h"
 #include "tests/backend_ops_ref.h"
 #include "tests/test_util.h"
@@ -140,6 +141,31 @@ TEST_CASE("backend ops: a chain of dependent nodes computes in one call with a b
     double total = 0;
     for (float v : y_threaded) total += v;
     CHECK(total == doctest::Approx(7.0).epsilon(1e-5));
+}
+
+TEST_CASE("backend ops: the kernel scratch is sized once per graph shape, then reused") {
+    Graph g;
+    Tensor* w = g.new_input(DType::Q8_0, {256, 40});
+    Tensor* x = g.new_input(DType::F32, {256, 6});
+    Tensor* y = g.soft_max(g.mul_mat(w, x), nullptr, 1.0f);
+    g.build_forward(y);
+    HostArena arena;
+    arena.bind(g);
+    std::vector<float> wf(256 * 40, 0.5f);
+    quant_traits(DType::Q8_0)->from_float(wf.data(), w->data, int64_t(wf.size()));
+    fill_f32(x, 9);
+    CpuBackendOptions o;
+    o.n_threads = 2;
+    CpuBackend cpu(o);
+    CHECK(cpu.scratch_bytes() == 0);
+    cpu.reserve(g.nodes());
+    const size_t reserved = cpu.scratch_bytes();
+    // At least the six activation rows converted to Q8_0.
+    CHECK(reserved >= 6 * dtype_row_bytes(DType::Q8_0, 256));
+    for (int i = 0; i < 3; ++i) {
+        cpu.compute(g.nodes());
+        CHECK(cpu.scratch_bytes() == reserved);
+    }
 }
 
 TEST_CASE("backend ops: mul_mat_id never reads experts that no token chose") {

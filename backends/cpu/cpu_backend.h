@@ -57,6 +57,8 @@ public:
 
     // Grows the scratch to what these nodes need, so compute() will not allocate.
     void reserve(std::span<Tensor* const> nodes);
+    // Bytes of kernel scratch held now (grows, never shrinks).
+    size_t scratch_bytes() const { return scratch_size_; }
 
     int n_threads() const { return pool_->size(); }
     // Replaces the pool (threads are joined and started again): not per token.

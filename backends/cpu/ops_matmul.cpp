@@ -57,12 +57,12 @@ bool use_blas(const Tensor& node, int64_t blas_min_cols) {
     const Tensor& x = *node.src[1];
     if (w.type != DType::F32 && w.type != DType::F16 && w.type != DType::BF16) return false;
     if (blas_min_cols <= 0 || x.ne[1] < blas_min_cols) return false;
-    // sgemm needs unit element strides and row strides in whole floats.
-    if (x.nb[0] != sizeof(float) || node.nb[0] != sizeof(float) || x.nb[1] % sizeof(float) != 0 ||
-        node.nb[1] % sizeof(float) != 0)
-        return false;
-    if (w.type == DType::F32 && w.nb[1] % sizeof(float) != 0) return false;
-    return true;
+    // sgemm needs unit element strides and row strides of whole floats, at
+    // least a row long.
+    auto plain_rows = [](const Tensor& t) {
+        return t.nb[0] == sizeof(float) && t.nb[1] % sizeof(float) == 0 && t.nb[1] >= sizeof(float) * size_t(t.ne[0]);
+    };
+    return plain_rows(x) && plain_rows(node) && (w.type != DType::F32 || plain_rows(w));
 }
 #endif
 
