@@ -3,6 +3,7 @@
 // were written), workers wake after sleeping, and what one barrier costs.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -100,15 +101,23 @@ TEST_CASE("thread pool: barrier cost with 2 threads") {
     ThreadPool pool(2);
     BarrierLoop warm{&pool, 1000};
     pool.run(BarrierLoop::fn, &warm);
-    BarrierLoop loop{&pool, 20000};
-    const auto t0 = std::chrono::steady_clock::now();
-    pool.run(BarrierLoop::fn, &loop);
-    const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
-    const double per_barrier = ns / loop.iterations;
-    MESSAGE("barrier, 2 threads: " << per_barrier << " ns each (20000 barriers; a loaded machine reads high)");
+    // 20 runs of 1000 barriers: the best run shows the barrier's own cost (both
+    // threads on a core), the median what this machine's load allowed.
+    std::vector<double> per_barrier;
+    bool ordered = true;
+    for (int rep = 0; rep < 20; ++rep) {
+        BarrierLoop loop{&pool, 1000};
+        const auto t0 = std::chrono::steady_clock::now();
+        pool.run(BarrierLoop::fn, &loop);
+        const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+        per_barrier.push_back(ns / loop.iterations);
+        ordered = ordered && loop.passed[0].load() == loop.iterations && loop.passed[1].load() == loop.iterations &&
+                  loop.lagging.load() == 0;
+    }
+    std::sort(per_barrier.begin(), per_barrier.end());
+    MESSAGE("barrier, 2 threads: best " << per_barrier.front() << " ns, median " << per_barrier[10]
+                                        << " ns (a loaded machine reads high)");
     // The time is reported, not checked (it measures the machine's load as much
     // as the code); what is checked is that every barrier was a barrier.
-    CHECK(loop.passed[0].load() == loop.iterations);
-    CHECK(loop.passed[1].load() == loop.iterations);
-    CHECK(loop.lagging.load() == 0);
+    CHECK(ordered);
 }
