@@ -5,6 +5,7 @@
 #include "core/graph.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "core/error.h"
 
@@ -39,6 +40,12 @@ void set_ne(std::initializer_list<int64_t> ne, int64_t* out, int& n_dims) {
 }  // namespace
 
 // ---------------------------------------------------------------- leaves
+
+Graph::Graph() {
+    // The one piece of process-wide state here: a counter, only ever incremented.
+    static std::atomic<uint64_t> next_id{1};
+    id_ = next_id.fetch_add(1, std::memory_order_relaxed);
+}
 
 Tensor* Graph::new_node(Op op, DType type, const int64_t* ne, int n_dims) {
     Tensor& t = tensors_.emplace_back();

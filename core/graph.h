@@ -89,9 +89,13 @@ struct RopeParams {
 
 class Graph {
 public:
-    Graph() = default;
+    Graph();
     Graph(const Graph&) = delete;
     Graph& operator=(const Graph&) = delete;
+
+    // Unique within the process, never reused: tells a scheduler that a graph
+    // is a new one even when it sits at the address of a destroyed one.
+    uint64_t id() const { return id_; }
 
     // Leaves. A leaf with data == nullptr gets storage from the planner.
     Tensor* new_tensor(DType type, std::initializer_list<int64_t> ne, const std::string& name = {});
@@ -144,6 +148,7 @@ private:
     Tensor* new_view(Op op, Tensor* a, size_t offset);
     void visit(Tensor* t);
 
+    uint64_t id_;
     std::deque<Tensor> tensors_;  // stable addresses
     std::vector<Tensor*> nodes_;
     std::vector<Tensor*> leaves_;
