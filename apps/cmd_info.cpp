@@ -62,14 +62,18 @@ std::string architecture(const GgufFile& f) {
     return s ? *s : std::string();
 }
 
+// Keys and names as they are, unless they hold control characters (a
+// hostile file could move the cursor or clear the screen): then escaped.
+std::string display_name(const std::string& s) { return gguf_printable(s, 200); }
+
 std::string type_label(const GgufValue& v) { return v.is_array() ? "array" : gguf_type_name(v.type()); }
 
 void print_text(const GgufFile& f, bool show_metadata, bool show_tensors) {
     const std::string arch = architecture(f);
-    std::printf("file:          %s (%s, %zu bytes)\n", f.path().c_str(), human_bytes(f.file_size()).c_str(),
+    std::printf("file:          %s (%s, %zu bytes)\n", display_name(f.path()).c_str(), human_bytes(f.file_size()).c_str(),
                 f.file_size());
     std::printf("GGUF version:  %u\n", f.version());
-    std::printf("architecture:  %s\n", arch.empty() ? "(none)" : arch.c_str());
+    std::printf("architecture:  %s\n", arch.empty() ? "(none)" : display_name(arch).c_str());
     std::printf("alignment:     %zu\n", f.alignment());
     std::printf("data offset:   %zu\n", f.data_offset());
 
@@ -79,7 +83,7 @@ void print_text(const GgufFile& f, bool show_metadata, bool show_tensors) {
         width = std::min<size_t>(width, 48);
         std::printf("\nmetadata (%zu keys):\n", f.metadata().size());
         for (const GgufKV& kv : f.metadata()) {
-            std::printf("  %-*s  %-6s  %s\n", int(width), kv.key.c_str(), type_label(kv.value).c_str(),
+            std::printf("  %-*s  %-6s  %s\n", int(width), display_name(kv.key).c_str(), type_label(kv.value).c_str(),
                         kv.value.to_string(kTextArrayItems, kTextStringChars).c_str());
         }
     }
@@ -90,7 +94,7 @@ void print_text(const GgufFile& f, bool show_metadata, bool show_tensors) {
         std::printf("\ntensors (%zu):\n", f.tensors().size());
         std::printf("  %-*s  %-8s  %-24s  %14s\n", int(width), "name", "type", "shape", "bytes");
         for (const GgufTensorInfo& t : f.tensors()) {
-            std::printf("  %-*s  %-8s  %-24s  %14zu\n", int(width), t.name.c_str(), dtype_name(t.type),
+            std::printf("  %-*s  %-8s  %-24s  %14zu\n", int(width), display_name(t.name).c_str(), dtype_name(t.type),
                         t.shape_string().c_str(), t.nbytes);
         }
     }

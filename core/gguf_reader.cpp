@@ -168,8 +168,8 @@ private:
         where_ = strprintf("metadata entry %llu", (unsigned long long)i);
         std::string key = read_string("the key");
         if (key.empty()) error("empty key");
-        where_ = strprintf("metadata entry %llu ('%s')", (unsigned long long)i, key.c_str());
-        if (f_.kv_index_.count(key)) error("duplicate metadata key '%s'", key.c_str());
+        where_ = strprintf("metadata entry %llu ('%s')", (unsigned long long)i, gguf_printable(key).c_str());
+        if (f_.kv_index_.count(key)) error("duplicate metadata key '%s'", gguf_printable(key).c_str());
 
         const GgufType type = read_type("the value type");
         GgufValue value;
@@ -205,8 +205,8 @@ private:
         GgufTensorInfo t;
         t.name = read_string("the tensor name");
         if (t.name.empty()) error("empty tensor name");
-        where_ = strprintf("tensor %llu ('%s')", (unsigned long long)i, t.name.c_str());
-        if (f_.tensor_index_.count(t.name)) error("duplicate tensor name '%s'", t.name.c_str());
+        where_ = strprintf("tensor %llu ('%s')", (unsigned long long)i, gguf_printable(t.name).c_str());
+        if (f_.tensor_index_.count(t.name)) error("duplicate tensor name '%s'", gguf_printable(t.name).c_str());
 
         const uint32_t n_dims = read<uint32_t>("the number of dimensions");
         if (n_dims < 1 || n_dims > uint32_t(kMaxDims)) error("%u dimensions (must be 1 to %d)", n_dims, kMaxDims);
@@ -253,7 +253,7 @@ private:
         const size_t data_bytes = size_ - data_offset;
 
         for (GgufTensorInfo& t : f_.tensors_) {
-            where_ = strprintf("tensor '%s'", t.name.c_str());
+            where_ = strprintf("tensor '%s'", gguf_printable(t.name).c_str());
             if (t.offset % align != 0)
                 error("offset %llu is not a multiple of the alignment %zu", (unsigned long long)t.offset, align);
             if (t.offset > data_bytes || t.nbytes > data_bytes - t.offset)
@@ -271,8 +271,8 @@ private:
             const GgufTensorInfo& a = *order[i - 1];
             const GgufTensorInfo& b = *order[i];
             if (a.offset + a.nbytes > b.offset)
-                error("tensors '%s' (offset %llu, %zu bytes) and '%s' (offset %llu) overlap", a.name.c_str(),
-                      (unsigned long long)a.offset, a.nbytes, b.name.c_str(), (unsigned long long)b.offset);
+                error("tensors '%s' (offset %llu, %zu bytes) and '%s' (offset %llu) overlap", gguf_printable(a.name).c_str(),
+                      (unsigned long long)a.offset, a.nbytes, gguf_printable(b.name).c_str(), (unsigned long long)b.offset);
         }
     }
 

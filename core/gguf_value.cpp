@@ -188,9 +188,9 @@ bool GgufValue::operator==(const GgufValue& other) const {
         v_);
 }
 
-std::string gguf_quote_string(std::string_view s, size_t max_chars) {
-    const size_t n = std::min(s.size(), max_chars);
-    std::string out = "\"";
+namespace {
+
+void append_escaped(std::string& out, std::string_view s, size_t n) {
     for (size_t i = 0; i < n; ++i) {
         const unsigned char c = static_cast<unsigned char>(s[i]);
         switch (c) {
@@ -207,8 +207,29 @@ std::string gguf_quote_string(std::string_view s, size_t max_chars) {
                 }
         }
     }
+}
+
+}  // namespace
+
+std::string gguf_quote_string(std::string_view s, size_t max_chars) {
+    const size_t n = std::min(s.size(), max_chars);
+    std::string out = "\"";
+    append_escaped(out, s, n);
     out += '"';
     if (n < s.size()) out += strprintf("... (%zu bytes)", s.size());
+    return out;
+}
+
+std::string gguf_printable(std::string_view s, size_t max_chars) {
+    bool plain = s.size() <= max_chars;
+    for (size_t i = 0; i < s.size() && plain; ++i) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        plain = c >= 0x20 && c != 0x7f;
+    }
+    if (plain) return std::string(s);
+    std::string out;
+    append_escaped(out, s, std::min(s.size(), max_chars));
+    if (s.size() > max_chars) out += "...";
     return out;
 }
 

@@ -157,6 +157,9 @@ private:
 // A string quoted and escaped for printing (control characters and '"' and
 // '\' escaped; other bytes as they are), cut at max_chars bytes of input.
 std::string gguf_quote_string(std::string_view s, size_t max_chars);
+// A key or name from a file, safe to put in a message: unchanged when it is
+// short and has no control characters, else escaped and cut ("...").
+std::string gguf_printable(std::string_view s, size_t max_chars = 96);
 
 struct GgufKV {
     std::string key;

@@ -415,6 +415,16 @@ TEST_CASE("gguf hostile: value types, keys and nesting") {
     RawGguf empty;
     empty.header(0, 1).kv_u32("", 1);
     check_rejected(empty, "metadata entry 0: empty key");
+    // Names from the file are escaped and cut in messages.
+    RawGguf escape;
+    escape.header(0, 2).kv_u32("\x1b[2J", 1).kv_u32("\x1b[2J", 2);
+    check_rejected(escape, "duplicate metadata key '\\x1b[2J'");
+    const std::string long_key(5000, 'k');
+    RawGguf long_dup;
+    long_dup.header(0, 2).kv_u32(long_key, 1).kv_u32(long_key, 2);
+    const std::string msg = gguf_parse_error(long_dup.b);
+    CHECK(contains(msg, "duplicate metadata key 'kkkk"));
+    CHECK(msg.size() < 400);
 }
 
 TEST_CASE("gguf hostile: alignment") {
