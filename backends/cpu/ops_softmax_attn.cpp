@@ -1,0 +1,218 @@
+// soft_max (scale, optional mask), argsort_top_k and flash_attn. Semantics in
+// core/graph.h.
+//
+// A row whose every entry is masked (-inf) has no softmax; it comes out as
+// zeros (soft_max) or a zero vector (flash_attn) rather than NaN.
+//
+// flash_attn makes one pass over the keys per (head, query) with the online
+// softmax (Milakov & Gimelshein 2018): a running max M, sum S and weighted
+// value sum; a new score s above M rescales S and the sum by exp(M - s).
+// The query row is converted once to the key type's vec_dot_type (as mul_mat
+// does for activations) so q.k uses the same dot kernels as the weights;
+// values of a non-F32 type are dequantized one row at a time.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "backends/cpu/ops.h"
+#include "core/error.h"
+#include "core/fp16.h"
+
+namespace moelite::cpu {
+namespace {
+
+inline float load_f32(const char* p) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+// Element i of a mask row of type F32 or F16.
+inline float mask_value(const Tensor& mask, const char* row, int64_t i) {
+    if (mask.type == DType::F16) {
+        uint16_t h;
+        std::memcpy(&h, row + i * mask.nb[0], 2);
+        return fp16_to_fp32(h);
+    }
+    return load_f32(row + i * mask.nb[0]);
+}
+
+}  // namespace
+
+void op_soft_max(const Tensor& node, const OpContext& ctx) {
+    const Tensor& a = *node.src[0];
+    const Tensor* mask = node.src[1];
+    const float scale = soft_max_scale(node);
+    const int64_t n = node.ne[0];
+    int64_t r0, r1;
+    split_range(node.nrows(), ctx.ith, ctx.nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; ++r) {
+        const int64_t i1 = r % node.ne[1], i2 = (r / node.ne[1]) % node.ne[2], i3 = r / (node.ne[1] * node.ne[2]);
+        const char* src = static_cast<const char*>(a.data) + i1 * a.nb[1] + i2 * a.nb[2] + i3 * a.nb[3];
+        float* dst = reinterpret_cast<float*>(static_cast<char*>(node.data) + i1 * node.nb[1] + i2 * node.nb[2] +
+                                              i3 * node.nb[3]);
+        const char* mrow = nullptr;
+        if (mask)
+            mrow = static_cast<const char*>(mask->data) + i1 * mask->nb[1] + (i2 % mask->ne[2]) * mask->nb[2] +
+                   (i3 % mask->ne[3]) * mask->nb[3];
+        float max = -std::numeric_limits<float>::infinity();
+        for (int64_t i = 0; i < n; ++i) {
+            float v = load_f32(src + i * a.nb[0]) * scale;
+            if (mrow) v += mask_value(*mask, mrow, i);
+            dst[i] = v;
+            max = std::max(max, v);
+        }
+        if (max == -std::numeric_limits<float>::infinity()) {
+            std::fill(dst, dst + n, 0.0f);
+            continue;
+        }
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; ++i) {
+            dst[i] = std::exp(dst[i] - max);
+            sum += dst[i];
+        }
+        const float inv = float(1.0 / sum);
+        for (int64_t i = 0; i < n; ++i) dst[i] *= inv;
+    }
+}
+
+WorkSize work_size_argsort_top_k(const Tensor& node) {
+    return {0, align_up(sizeof(int32_t) * size_t(node.src[0]->ne[0]))};
+}
+
+void op_argsort_top_k(const Tensor& node, const OpContext& ctx) {
+    const Tensor& a = *node.src[0];
+    const int64_t n = a.ne[0], k = node.ne[0];
+    int32_t* idx = reinterpret_cast<int32_t*>(ctx.thread_scratch());
+    int64_t r0, r1;
+    split_range(node.nrows(), ctx.ith, ctx.nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; ++r) {
+        const int64_t i1 = r % node.ne[1], i2 = (r / node.ne[1]) % node.ne[2], i3 = r / (node.ne[1] * node.ne[2]);
+        const char* src = static_cast<const char*>(a.data) + i1 * a.nb[1] + i2 * a.nb[2] + i3 * a.nb[3];
+        auto value = [&](int32_t i) { return load_f32(src + i * a.nb[0]); };
+        // Largest first, ties by lower index; NaN sorts after every number.
+        auto before = [&](int32_t x, int32_t y) {
+            const float vx = value(x), vy = value(y);
+            const bool nx = std::isnan(vx), ny = std::isnan(vy);
+            if (nx || ny) return nx == ny ? x < y : ny;
+            if (vx != vy) return vx > vy;
+            return x < y;
+        };
+        for (int64_t i = 0; i < n; ++i) idx[i] = int32_t(i);
+        std::partial_sort(idx, idx + k, idx + n, before);
+        int32_t* dst = reinterpret_cast<int32_t*>(static_cast<char*>(node.data) + i1 * node.nb[1] +
+                                                  i2 * node.nb[2] + i3 * node.nb[3]);
+        std::memcpy(dst, idx, sizeof(int32_t) * size_t(k));
+    }
+}
+
+bool supports_flash_attn(const Tensor& node) {
+    const Tensor* q = node.src[0];
+    const Tensor* k = node.src[1];
+    const Tensor* v = node.src[2];
+    const Tensor* mask = node.src[3];
+    if (!q || !k || !v || node.type != DType::F32 || q->type != DType::F32) return false;
+    for (const Tensor* t : {k, v}) {
+        if (t->type != DType::F32 && t->type != DType::F16 && t->type != DType::Q8_0) return false;
+        if (!t->rows_contiguous() || !row_to_float(t->type)) return false;
+    }
+    DType vdt;
+    if (!row_vec_dot(kernels(), k->type, &vdt) || !row_from_float(kernels(), vdt)) return false;
+    if (k->ne[0] != q->ne[0] || v->ne[1] != k->ne[1] || v->ne[2] != k->ne[2]) return false;
+    if (k->ne[2] == 0 || q->ne[1] % k->ne[2] != 0 || k->ne[3] != 1 || v->ne[3] != 1) return false;
+    if (node.ne[0] != v->ne[0] || node.ne[1] != q->ne[1] || node.ne[2] != q->ne[2] || node.ne[3] != q->ne[3])
+        return false;
+    if (mask) {
+        if (mask->type != DType::F32 && mask->type != DType::F16) return false;
+        if (mask->ne[0] != k->ne[1] || mask->ne[1] < q->ne[2]) return false;
+        if (q->ne[1] % mask->ne[2] != 0 || q->ne[3] % mask->ne[3] != 0) return false;
+    }
+    return true;
+}
+
+WorkSize work_size_flash_attn(const Tensor& node) {
+    const Tensor& q = *node.src[0];
+    const Tensor& k = *node.src[1];
+    const Tensor& v = *node.src[2];
+    DType vdt;
+    row_vec_dot(kernels(), k.type, &vdt);
+    size_t bytes = align_up(dtype_row_bytes(vdt, q.ne[0]));  // converted q
+    bytes += align_up(sizeof(float) * size_t(q.ne[0]));     // gathered q
+    bytes += 2 * align_up(sizeof(float) * size_t(v.ne[0]));  // accumulator, dequantized v row
+    return {0, bytes};
+}
+
+void op_flash_attn(const Tensor& node, const OpContext& ctx) {
+    const Tensor& q = *node.src[0];
+    const Tensor& k = *node.src[1];
+    const Tensor& v = *node.src[2];
+    const Tensor* mask = node.src[3];
+    const float scale = flash_attn_scale(node);
+    const int64_t D = q.ne[0], Dv = v.ne[0], n_kv = k.ne[1];
+    const int64_t n_head = q.ne[1], group = n_head / k.ne[2];
+
+    DType vdt;
+    const VecDotFn dot = row_vec_dot(*ctx.kt, k.type, &vdt);
+    const FromFloatFn convert_q = row_from_float(*ctx.kt, vdt);
+    const ToFloatFn v_to_float = v.type == DType::F32 ? nullptr : row_to_float(v.type);
+
+    char* scratch = ctx.thread_scratch();
+    char* q_conv = scratch;
+    scratch += align_up(dtype_row_bytes(vdt, D));
+    float* q_row = reinterpret_cast<float*>(scratch);
+    scratch += align_up(sizeof(float) * size_t(D));
+    float* acc = reinterpret_cast<float*>(scratch);
+    scratch += align_up(sizeof(float) * size_t(Dv));
+    float* v_row = reinterpret_cast<float*>(scratch);
+
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    int64_t r0, r1;
+    split_range(node.nrows(), ctx.ith, ctx.nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; ++r) {
+        const int64_t h = r % n_head, t = (r / n_head) % q.ne[2], i3 = r / (n_head * q.ne[2]);
+        const int64_t kvh = h / group;
+        const char* qp = static_cast<const char*>(q.data) + h * q.nb[1] + t * q.nb[2] + i3 * q.nb[3];
+        for (int64_t i = 0; i < D; ++i) q_row[i] = load_f32(qp + i * q.nb[0]);
+        convert_q(q_row, q_conv, D);
+        const char* mrow = nullptr;
+        if (mask)
+            mrow = static_cast<const char*>(mask->data) + t * mask->nb[1] + (h % mask->ne[2]) * mask->nb[2] +
+                   (i3 % mask->ne[3]) * mask->nb[3];
+
+        float m = kNegInf, sum = 0.0f;
+        std::fill(acc, acc + Dv, 0.0f);
+        for (int64_t j = 0; j < n_kv; ++j) {
+            const float mv = mrow ? mask_value(*mask, mrow, j) : 0.0f;
+            if (mv == kNegInf) continue;
+            float s;
+            dot(D, &s, static_cast<const char*>(k.data) + j * k.nb[1] + kvh * k.nb[2], q_conv);
+            s = s * scale + mv;
+            if (s == kNegInf) continue;
+            float ms = 1.0f, vs = 1.0f;
+            if (s > m) {
+                ms = m == kNegInf ? 0.0f : std::exp(m - s);
+                m = s;
+            } else {
+                vs = std::exp(s - m);
+            }
+            const char* vp = static_cast<const char*>(v.data) + j * v.nb[1] + kvh * v.nb[2];
+            const float* vr = reinterpret_cast<const float*>(vp);
+            if (v_to_float) {
+                v_to_float(vp, v_row, Dv);
+                vr = v_row;
+            }
+            if (ms != 1.0f)
+                for (int64_t d = 0; d < Dv; ++d) acc[d] = acc[d] * ms + vr[d] * vs;
+            else
+                for (int64_t d = 0; d < Dv; ++d) acc[d] += vr[d] * vs;
+            sum = sum * ms + vs;
+        }
+        float* dst = reinterpret_cast<float*>(static_cast<char*>(node.data) + h * node.nb[1] + t * node.nb[2] +
+                                              i3 * node.nb[3]);
+        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        for (int64_t d = 0; d < Dv; ++d) dst[d] = acc[d] * inv;
+    }
+}
+
+}  // namespace moelite::cpu
