@@ -2,13 +2,18 @@
 // K-quant weight type with its activation type, f32/f16/bf16 dots, and the
 // activation quantizers. Each is the scalar reference of quant/quant.h
 // computed in another order: the integer parts are exact, only the float sums
-// of per-block results are added in a different order.
+// of per-block results are added in a different order (the K-quants reduce
+// each super-block to integers first, as the reference does). The quantizers
+// write the reference's bytes: the same rounding (roundf for Q8_0/Q8_1, to
+// nearest even for Q8_K, f16, bf16) and the same zero, tiny and non-finite
+// ("poisoned", quant/quant.h) blocks.
 //
 // Built with AVX2 flags (CMakeLists.txt, by file name) and reached only
 // through fill_kernels_avx2 once the CPU is known to support AVX2. So that no
 // AVX2 code can be merged into baseline code by the linker, this file includes
 // only plain headers, defines everything in an anonymous namespace except the
-// registration function, and uses no standard-library templates.
+// registration function, and uses no standard-library templates (its own
+// templates and lambdas have internal linkage, like everything else here).
 //
 // Integer idiom: _mm256_maddubs_epi16 multiplies unsigned by signed bytes and
 // adds adjacent pairs into int16; _mm256_madd_epi16 then adds adjacent int16

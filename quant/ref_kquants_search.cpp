@@ -2,19 +2,23 @@
 // sub-block scales (and mins) that minimise the squared error, then the
 // quantization of those scales against the super-block's f16 scale(s).
 //
-// Our own method, in three steps per 256-element super-block:
-//  1. each sub-block is fitted alone, in f32: a grid of trial steps around
-//     range / levels; for each, round every element, solve the least-squares
-//     scale (and offset) for those integers, re-round with the solution and keep
-//     the best; then iterate "round, refit" from the best until it stops
-//     improving;
+// Our own method, in four steps per 256-element super-block:
+//  1. each sub-block is fitted alone, in f32: a grid of 21 trial steps around
+//     range / levels; each trial rounds the elements and is scored by the
+//     closed-form error of the least-squares scale (and offset) for those
+//     integers; from the best, "round with the fit, refit" is repeated while
+//     the error drops;
 //  2. the super-block scale is the largest sub-block scale over the largest
 //     integer scale (63, 15, 127 ...), rounded to f16 as stored;
 //  3. each sub-block's integer scale (and min) is chosen among the nearest
 //     value and its neighbours by the error of the elements re-rounded with the
-//     dequantized scale, exactly as to_float will compute it.
+//     dequantized scale, exactly as to_float will compute it;
+//  4. with all integers fixed, the f16 super-block scale(s) are refitted by
+//     least squares and step 3 redone, kept if the error drops.
 // Unlike ggml's reference, the objective is the plain (unweighted) squared
-// error; the tests measure it against ggml's on the same rows.
+// error; tests/test_quant.cpp measures it against ggml's on the same rows.
+// An all-zero super-block stores all-zero bytes; a non-finite one is poisoned
+// (quant/quant.h).
 #include <algorithm>
 #include <cstring>
 
@@ -28,7 +32,7 @@ constexpr int kQK = kQK_K;
 // Sub-blocks whose largest magnitude is below this are treated as zero: far
 // below anything an f16 scale can express, and safe to divide by.
 constexpr float kTiny = 1e-15f;
-// Trial steps: range / (levels + t) for t in [-kTrialSpan, kTrialSpan].
+// Trial steps: range / (levels + kTrialStep * t) for t in [-kTrials, kTrials].
 constexpr int kTrials = 10;
 constexpr float kTrialStep = 0.1f;
 
@@ -130,7 +134,8 @@ Affine affine_fit(const float* x, int n, int nmax) {
     // Then alternate "round with the fit, refit"; each round can only lower the
     // error. Stop when it no longer does.
     for (int iter = 0; iter < 6; ++iter) {
-        const AffineSolution s = affine_round_and_solve(x, n, nmax, inverse_or_zero(best.scale), best.offset, sum_x, sum_xx);
+        const AffineSolution s =
+            affine_round_and_solve(x, n, nmax, inverse_or_zero(best.scale), best.offset, sum_x, sum_xx);
         if (!s.valid || !(s.error < best_score)) break;
         best_score = s.error;
         best = s.fit;
