@@ -35,6 +35,26 @@ uint64_t hash_name(const std::string& s, uint64_t seed) {
     return h;
 }
 
+// llama.cpp's general.file_type for a file whose big tensors are all `type`.
+uint32_t llama_file_type(DType type) {
+    switch (type) {
+        case DType::F32: return 0;
+        case DType::F16: return 1;
+        case DType::Q4_0: return 2;
+        case DType::Q4_1: return 3;
+        case DType::Q8_0: return 7;
+        case DType::Q5_0: return 8;
+        case DType::Q5_1: return 9;
+        case DType::Q2_K: return 10;
+        case DType::Q3_K: return 11;  // Q3_K_S
+        case DType::Q4_K: return 14;  // Q4_K_S
+        case DType::Q5_K: return 16;  // Q5_K_S
+        case DType::Q6_K: return 18;
+        case DType::BF16: return 32;
+        default: return 0;
+    }
+}
+
 DType type_for(const TensorSpec& spec, const SynthOptions& o) {
     if (spec.shape.size() == 1) return DType::F32;  // norms, biases: always F32, as llama.cpp writes them
     DType t = o.type;
@@ -52,7 +72,7 @@ void synth_write_model(const std::string& path, const HParams& hp, const SynthOp
     std::vector<TensorSpec> specs = arch_tensor_specs(hp);
     GgufWriter w(path);
     write_model_metadata(w, hp, o.name);
-    w.add("general.file_type", uint32_t(0));
+    w.add("general.file_type", llama_file_type(o.type));
     w.add("tokenizer.ggml.model", std::string("none"));
     std::vector<DType> types;
     std::vector<TensorSpec> kept;
@@ -90,5 +110,87 @@ void synth_write_model(const std::string& path, const HParams& hp, const SynthOp
     }
     w.finish();
 }
+
+}  // namespace moelite
+
+namespace moelite {
+namespace {
+
+HParams dense(Arch arch, int64_t vocab, int64_t embd, int64_t ff, int64_t layers, int64_t heads, int64_t kv_heads,
+              float theta, float eps) {
+    HParams hp;
+    hp.arch = arch;
+    hp.n_vocab = vocab;
+    hp.n_ctx_train = 131072;
+    hp.n_embd = embd;
+    hp.n_ff = ff;
+    hp.n_layer = layers;
+    hp.n_head = heads;
+    hp.n_head_kv = kv_heads;
+    hp.head_dim_k = hp.head_dim_v = embd / heads;
+    hp.n_rot = hp.head_dim_k;
+    hp.rope_freq_base = theta;
+    hp.rms_eps = eps;
+    return hp;
+}
+
+HParams deepseek(int64_t vocab, int64_t embd, int64_t ff, int64_t layers, int64_t heads, int64_t q_lora,
+                 int64_t n_expert, int64_t used, int64_t shared, int64_t ff_exp, int64_t dense_lead) {
+    HParams hp;
+    hp.arch = Arch::Deepseek2;
+    hp.n_vocab = vocab;
+    hp.n_ctx_train = 163840;
+    hp.n_embd = embd;
+    hp.n_ff = ff;
+    hp.n_layer = layers;
+    hp.n_head = heads;
+    hp.n_head_kv = 1;
+    hp.q_lora_rank = q_lora;
+    hp.kv_lora_rank = 512;
+    hp.n_rot = 64;
+    hp.head_dim_k_mla = 128 + 64;
+    hp.head_dim_v_mla = 128;
+    hp.head_dim_k = hp.kv_lora_rank + hp.n_rot;
+    hp.head_dim_v = hp.kv_lora_rank;
+    hp.n_expert = n_expert;
+    hp.n_expert_used = used;
+    hp.n_expert_shared = shared;
+    hp.n_ff_exp = ff_exp;
+    hp.n_layer_dense_lead = dense_lead;
+    hp.n_expert_groups = 1;
+    hp.n_expert_groups_used = 1;
+    hp.rms_eps = 1e-6f;
+    hp.rope_freq_base = 10000.0f;
+    hp.rope_scaling = RopeScaling::Yarn;
+    hp.rope_scaling_factor = 40.0f;
+    hp.rope_orig_ctx = 4096;
+    return hp;
+}
+
+}  // namespace
+
+std::optional<HParams> synth_preset(const std::string& name) {
+    if (name == "r1-qwen-1.5b") return dense(Arch::Qwen2, 151936, 1536, 8960, 28, 12, 2, 10000.0f, 1e-6f);
+    if (name == "r1-qwen-7b") return dense(Arch::Qwen2, 152064, 3584, 18944, 28, 28, 4, 10000.0f, 1e-6f);
+    if (name == "r1-llama-8b") return dense(Arch::Llama, 128256, 4096, 14336, 32, 32, 8, 500000.0f, 1e-5f);
+    if (name == "deepseek-v2-lite") {
+        HParams hp = deepseek(102400, 2048, 10944, 27, 16, 0, 64, 6, 2, 1408, 1);
+        hp.rope_yarn_log_mul = 0.1f * 0.707f;
+        return hp;
+    }
+    if (name == "deepseek-v3") {
+        HParams hp = deepseek(129280, 7168, 18432, 61, 128, 1536, 256, 8, 1, 2048, 3);
+        hp.expert_gating = ExpertGating::Sigmoid;
+        hp.expert_weights_norm = true;
+        hp.expert_weights_scale = 2.5f;
+        hp.n_expert_groups = 8;
+        hp.n_expert_groups_used = 4;
+        hp.rope_yarn_log_mul = 0.1f;
+        return hp;
+    }
+    return std::nullopt;
+}
+
+std::string synth_preset_names() { return "r1-qwen-1.5b, r1-qwen-7b, r1-llama-8b, deepseek-v2-lite, deepseek-v3"; }
 
 }  // namespace moelite

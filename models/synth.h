@@ -25,3 +25,13 @@ struct SynthOptions {
 void synth_write_model(const std::string& path, const HParams& hp, const SynthOptions& options);
 
 }  // namespace moelite
+
+namespace moelite {
+
+// Shapes of real models, by name: "r1-qwen-1.5b", "r1-qwen-7b", "r1-llama-8b",
+// "deepseek-v2-lite", "deepseek-v3". nullopt for an unknown name.
+std::optional<HParams> synth_preset(const std::string& name);
+// The preset names, for --help.
+std::string synth_preset_names();
+
+}  // namespace moelite
