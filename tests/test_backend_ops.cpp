@@ -25,20 +25,28 @@ using namespace moelite::test;
 namespace {
 
 struct CpuConfig {
-    Isa isa;
-    int threads;
+    std::string label;
     std::unique_ptr<CpuBackend> backend;
 };
 
+// Each ISA with 1 and 3 threads; then, on the best ISA, mul_mat through BLAS
+// for every size and never (the default sends only N >= 32 there).
 std::vector<CpuConfig> cpu_configs() {
     std::vector<CpuConfig> configs;
+    auto add = [&](Isa isa, int threads, int64_t blas_min_cols, const std::string& extra) {
+        CpuBackendOptions o;
+        o.n_threads = threads;
+        o.isa = isa;
+        o.blas_min_cols = blas_min_cols;
+        configs.push_back({std::string(isa_name(isa)) + ", " + std::to_string(threads) + " threads" + extra,
+                           std::make_unique<CpuBackend>(o)});
+    };
     for (Isa isa : isa_supported())
-        for (int threads : {1, 3}) {
-            CpuBackendOptions o;
-            o.n_threads = threads;
-            o.isa = isa;
-            configs.push_back({isa, threads, std::make_unique<CpuBackend>(o)});
-        }
+        for (int threads : {1, 3}) add(isa, threads, CpuBackendOptions::kDefaultBlasMinCols, "");
+    add(isa_active(), 2, 0, ", no BLAS");
+#ifdef MOELITE_HAVE_OPENBLAS
+    add(isa_active(), 2, 1, ", BLAS for every size");
+#endif
     return configs;
 }
 
@@ -77,7 +85,7 @@ TEST_CASE("backend ops: the CPU backend matches the references on every case, IS
         PreparedOpCase prepared(c);
         for (CpuConfig& config : configs) {
             const OpCaseResult r = prepared.run(*config.backend);
-            INFO(c.name << " [" << std::string(isa_name(config.isa)) << ", " << config.threads << " threads]: " << r.detail);
+            INFO(c.name << " [" << config.label << "]: " << r.detail);
             CHECK(r.supported);
             CHECK(r.passed);
             if (!r.supported || !r.passed) ++failures;

@@ -54,11 +54,12 @@ struct CpuBackend::Job {
     const KernelTable* kernels;
     ThreadPool* pool;
     char* scratch;
+    int64_t blas_min_cols;
 };
 
 void CpuBackend::FreeDeleter::operator()(void* p) const { std::free(p); }
 
-CpuBackend::CpuBackend(const CpuBackendOptions& options) {
+CpuBackend::CpuBackend(const CpuBackendOptions& options) : blas_min_cols_(options.blas_min_cols) {
     const int n = options.n_threads > 0 ? options.n_threads : ThreadPool::default_threads();
     pool_ = std::make_unique<ThreadPool>(n);
     kernels_ = &kernels();
@@ -109,7 +110,7 @@ size_t CpuBackend::scratch_needed(std::span<Tensor* const> nodes) {
     size_t need = 0;
     for (const Tensor* node : nodes) {
         if (!needs_compute(*node)) continue;
-        const cpu::WorkSize ws = cpu::op_work_size(*node, nth);
+        const cpu::WorkSize ws = cpu::op_work_size(*node, nth, blas_min_cols_);
         need = std::max(need, cpu::align_up(ws.shared) + size_t(nth) * cpu::align_up(ws.per_thread));
     }
     return need;
@@ -130,13 +131,14 @@ void CpuBackend::run_job(void* ctx, int ith, int nth) {
     oc.pool = job.pool;
     oc.kt = job.kernels;
     oc.wdata = job.scratch;
+    oc.blas_min_cols = job.blas_min_cols;
     bool first = true;
     for (const Tensor* node : job.nodes) {
         if (!needs_compute(*node)) continue;
         // Every thread computes the same layout; no shared state to publish.
         if (!first) oc.barrier();
         first = false;
-        const cpu::WorkSize ws = cpu::op_work_size(*node, nth);
+        const cpu::WorkSize ws = cpu::op_work_size(*node, nth, job.blas_min_cols);
         oc.shared_bytes = cpu::align_up(ws.shared);
         oc.per_thread_bytes = cpu::align_up(ws.per_thread);
         cpu::op_compute(*node, oc);
@@ -150,7 +152,7 @@ void CpuBackend::compute(std::span<Tensor* const> nodes) {
         MOELITE_ASSERT_MSG(node->data != nullptr, "CPU backend: node without data");
     }
     reserve(nodes);
-    Job job{nodes, kernels_, pool_.get(), scratch_.get()};
+    Job job{nodes, kernels_, pool_.get(), scratch_.get(), blas_min_cols_};
     pool_->run(run_job, &job);
 }
 

@@ -26,8 +26,14 @@
 namespace moelite {
 
 struct CpuBackendOptions {
-    int n_threads = 0;        // 0: every hardware thread
-    std::optional<Isa> isa;   // unset: isa_active()
+    int n_threads = 0;       // 0: every hardware thread
+    std::optional<Isa> isa;  // unset: isa_active()
+    // mul_mat with F32/F16/BF16 weights goes to OpenBLAS's sgemm from this
+    // many activation rows (builds with MOELITE_HAVE_OPENBLAS); 0 never does.
+    int64_t blas_min_cols = kDefaultBlasMinCols;
+
+    // Where sgemm starts to win over the vec_dot path (see ops_matmul.cpp).
+    static constexpr int64_t kDefaultBlasMinCols = 32;
 };
 
 class CpuBackend final : public Backend {
@@ -68,6 +74,7 @@ private:
 
     std::unique_ptr<ThreadPool> pool_;
     const KernelTable* kernels_;
+    int64_t blas_min_cols_;
     struct FreeDeleter {
         void operator()(void* p) const;
     };

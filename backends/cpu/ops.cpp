@@ -161,9 +161,9 @@ bool op_supported(const Tensor& node) {
     return false;
 }
 
-WorkSize op_work_size(const Tensor& node, int nth) {
+WorkSize op_work_size(const Tensor& node, int nth, int64_t blas_min_cols) {
     switch (node.op) {
-        case Op::MulMat: return work_size_mul_mat(node, nth);
+        case Op::MulMat: return work_size_mul_mat(node, nth, blas_min_cols);
         case Op::MulMatId: return work_size_mul_mat_id(node, nth);
         case Op::Rope: return work_size_rope(node);
         case Op::ArgsortTopK: return work_size_argsort_top_k(node);

@@ -26,6 +26,7 @@ struct OpContext {
     int nth = 1;
     ThreadPool* pool = nullptr;  // null when run single-threaded outside a pool
     const KernelTable* kt = nullptr;
+    int64_t blas_min_cols = 0;    // mul_mat: BLAS from this many activation rows; 0 = never
     char* wdata = nullptr;        // shared scratch, op_work_size() bytes
     size_t shared_bytes = 0;      // bytes at the start of wdata shared by all threads
     size_t per_thread_bytes = 0;  // then nth slices of this many bytes
@@ -62,7 +63,7 @@ VecDotFn row_vec_dot(const KernelTable& kt, DType type, DType* vdt);
 
 // Whether the CPU kernels handle this node's op, types and layouts.
 bool op_supported(const Tensor& node);
-WorkSize op_work_size(const Tensor& node, int nth);
+WorkSize op_work_size(const Tensor& node, int nth, int64_t blas_min_cols);
 // Runs thread ith's share of node.
 void op_compute(const Tensor& node, const OpContext& ctx);
 
@@ -88,7 +89,7 @@ void op_cpy(const Tensor& node, const OpContext& ctx);
 WorkSize work_size_rope(const Tensor& node);
 WorkSize work_size_argsort_top_k(const Tensor& node);
 WorkSize work_size_flash_attn(const Tensor& node);
-WorkSize work_size_mul_mat(const Tensor& node, int nth);
+WorkSize work_size_mul_mat(const Tensor& node, int nth, int64_t blas_min_cols);
 WorkSize work_size_mul_mat_id(const Tensor& node, int nth);
 WorkSize work_size_copy(const Tensor& node);
 

@@ -39,18 +39,13 @@ constexpr int64_t kRowsPerUnit = 16;
 constexpr int64_t kColsPerUnit = 64;
 
 #ifdef MOELITE_HAVE_OPENBLAS
-// Measured on this project's 2-core AMD EPYC (AVX2) build machine, F32
-// weights 2048 x 2048, single thread: the vec_dot path and sgemm break even
-// near N = 8..16 rows; below that sgemm's packing costs more than it saves.
-// 32 leaves a margin so decode and small batches never go through BLAS.
-constexpr int64_t kBlasMinCols = 32;
 constexpr int64_t kBlasChunkRows = 64;
 
-bool use_blas(const Tensor& node) {
+bool use_blas(const Tensor& node, int64_t blas_min_cols) {
     const Tensor& w = *node.src[0];
     const Tensor& x = *node.src[1];
     if (w.type != DType::F32 && w.type != DType::F16 && w.type != DType::BF16) return false;
-    if (x.ne[1] < kBlasMinCols || w.ne[0] < 16) return false;
+    if (blas_min_cols <= 0 || x.ne[1] < blas_min_cols) return false;
     // sgemm needs unit element strides and row strides in whole floats.
     if (x.nb[0] != sizeof(float) || node.nb[0] != sizeof(float) || x.nb[1] % sizeof(float) != 0 ||
         node.nb[1] % sizeof(float) != 0)
@@ -142,12 +137,12 @@ bool supports_mul_mat(const Tensor& node) {
     return node.ne[0] == w->ne[1] && node.ne[1] == x->ne[1] && node.ne[2] == x->ne[2] && node.ne[3] == x->ne[3];
 }
 
-WorkSize work_size_mul_mat(const Tensor& node, int nth) {
+WorkSize work_size_mul_mat(const Tensor& node, int nth, int64_t blas_min_cols) {
     const Tensor& w = *node.src[0];
     const Tensor& x = *node.src[1];
     WorkSize ws;
 #ifdef MOELITE_HAVE_OPENBLAS
-    if (use_blas(node)) {
+    if (use_blas(node, blas_min_cols)) {
         if (w.type != DType::F32) ws.per_thread = align_up(sizeof(float) * size_t(kBlasChunkRows * w.ne[0]));
         return ws;
     }
@@ -160,7 +155,7 @@ WorkSize work_size_mul_mat(const Tensor& node, int nth) {
 
 void op_mul_mat(const Tensor& node, const OpContext& ctx) {
 #ifdef MOELITE_HAVE_OPENBLAS
-    if (use_blas(node)) {
+    if (use_blas(node, ctx.blas_min_cols)) {
         mul_mat_blas(node, ctx);
         return;
     }
