@@ -31,6 +31,7 @@ Tensor* build_forward(Graph& g, const Model& model, KvCache& cache, const Forwar
 
 // Per-architecture builders (models/llama.cpp, models/deepseek2.cpp).
 Tensor* build_llama(Graph& g, const Model& model, KvCache& cache, const ForwardInputs& in);
+Tensor* build_deepseek2(Graph& g, const Model& model, KvCache& cache, const ForwardInputs& in);
 
 // The cache layout each architecture needs.
 std::vector<KvLayerShape> kv_layer_shapes(const HParams& hp);

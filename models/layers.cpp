@@ -75,15 +75,22 @@ Tensor* build_forward(Graph& g, const Model& model, KvCache& cache, const Forwar
     switch (model.hparams().arch) {
         case Arch::Llama:
         case Arch::Qwen2: return build_llama(g, model, cache, in);
-        case Arch::Deepseek2: break;
+        case Arch::Deepseek2: return build_deepseek2(g, model, cache, in);
     }
-    fail("%s: architecture %s is not supported by the forward pass yet", model.path().c_str(),
-         arch_name(model.hparams().arch));
+    MOELITE_ASSERT(false);
+    return nullptr;
 }
 
 std::vector<KvLayerShape> kv_layer_shapes(const HParams& hp) {
     std::vector<KvLayerShape> shapes(size_t(hp.n_layer));
     for (auto& s : shapes) {
+        if (hp.arch == Arch::Deepseek2) {
+            // MLA: the kv latent plus the shared RoPE key, one "head", no V.
+            s.k_width = hp.kv_lora_rank + hp.n_rot;
+            s.v_width = 0;
+            s.n_kv_heads = 1;
+            continue;
+        }
         s.k_width = hp.head_dim_k;
         s.v_width = hp.head_dim_v;
         s.n_kv_heads = hp.n_head_kv;

@@ -77,7 +77,9 @@ void synth_write_model(const std::string& path, const HParams& hp, const SynthOp
     std::vector<DType> types;
     std::vector<TensorSpec> kept;
     for (const TensorSpec& s : specs) {
-        if (s.role == TensorRole::AttnKvB) continue;  // write the split form, as llama.cpp does
+        // llama.cpp writes the split form; older files have the unsplit one.
+        if (s.role == TensorRole::AttnKvB && !o.mla_unsplit_kv_b) continue;
+        if ((s.role == TensorRole::AttnKB || s.role == TensorRole::AttnVB) && o.mla_unsplit_kv_b) continue;
         const bool wanted_optional = s.role == TensorRole::Output ||
                                      (s.role == TensorRole::FfnExpProbsB && hp.expert_gating == ExpertGating::Sigmoid);
         if (s.need == TensorNeed::Optional && !wanted_optional) continue;

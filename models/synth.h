@@ -18,6 +18,7 @@ struct SynthOptions {
     std::optional<DType> output_type;    // output.weight (default: type)
     uint64_t seed = 1;
     std::string name = "synthetic";
+    bool mla_unsplit_kv_b = false;       // deepseek2: one attn_kv_b (older files) instead of attn_k_b + attn_v_b
 };
 
 // Writes a random-weight model of shape `hp` to `path` (temp file + rename).
