@@ -267,6 +267,24 @@ void add_softmax_attention(std::vector<OpCase>& cases) {
     cases.push_back({"argsort_top_k router", 0.0, [](OpCaseBuilder& b) {
                          return b.graph().argsort_top_k(b.input(DType::F32, {256, 3}), 8);
                      }});
+    // DeepSeek-V3 routing: 256 experts in 8 groups, the 4 best groups by the sum
+    // of their top 2, then the top 8; and V2's max-scored groups.
+    cases.push_back({"top_k_grouped v3", 0.0, [](OpCaseBuilder& b) {
+                         return b.graph().top_k_grouped(b.input(DType::F32, {256, 5}), 8, 8, 4, 2);
+                     }});
+    cases.push_back({"top_k_grouped v2", 0.0, [](OpCaseBuilder& b) {
+                         return b.graph().top_k_grouped(b.input(DType::F32, {160, 3}), 6, 8, 3, 1);
+                     }});
+    cases.push_back({"sum_rows", kExact, [](OpCaseBuilder& b) {
+                         return b.graph().sum_rows(b.input(DType::F32, {37, 5, 3}));
+                     }});
+    cases.push_back({"sum_rows transposed", kExact, [](OpCaseBuilder& b) {
+                         return b.graph().sum_rows(b.graph().transpose(b.input(DType::F32, {6, 37})));
+                     }});
+    cases.push_back({"div broadcast", kExact, [](OpCaseBuilder& b) {
+                         Tensor* den = b.values(DType::F32, {1, 5, 3}, [](int64_t i) { return 0.5 + double(i % 7); });
+                         return b.graph().div(b.input(DType::F32, {8, 5, 3}), den);
+                     }});
 
     struct Attn {
         DType kv;

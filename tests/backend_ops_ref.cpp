@@ -237,7 +237,26 @@ std::vector<double> ref_argsort_top_k(const Tensor& node) {
         const auto row = ref_row(a, i1, i2, i3);
         std::vector<int64_t> idx(row.size());
         for (size_t i = 0; i < idx.size(); ++i) idx[i] = int64_t(i);
-        std::stable_sort(idx.begin(), idx.end(), [&](int64_t x, int64_t y) { return row[size_t(x)] > row[size_t(y)]; });
+        auto by_value = [&](int64_t x, int64_t y) { return row[size_t(x)] > row[size_t(y)]; };
+        const int64_t n_group = top_k_groups(node);
+        if (n_group > 1) {
+            // Keep only the entries of the best groups, scored by their top entries.
+            const int64_t per = int64_t(row.size()) / n_group, score_n = top_k_group_score_n(node);
+            std::vector<std::pair<double, int64_t>> groups;
+            for (int64_t g = 0; g < n_group; ++g) {
+                std::vector<double> v(row.begin() + g * per, row.begin() + (g + 1) * per);
+                std::sort(v.begin(), v.end(), std::greater<double>());
+                double s = 0;
+                for (int64_t j = 0; j < score_n; ++j) s += v[size_t(j)];
+                groups.push_back({-s, g});
+            }
+            std::sort(groups.begin(), groups.end());
+            idx.clear();
+            for (int64_t gi = 0; gi < top_k_groups_kept(node); ++gi)
+                for (int64_t j = 0; j < per; ++j) idx.push_back(groups[size_t(gi)].second * per + j);
+            std::sort(idx.begin(), idx.end());
+        }
+        std::stable_sort(idx.begin(), idx.end(), by_value);
         for (int64_t i0 = 0; i0 < node.ne[0]; ++i0) out[flat(node, i0, i1, i2, i3)] = double(idx[size_t(i0)]);
     });
     return out;
@@ -348,6 +367,16 @@ std::vector<double> ref_compute(const Tensor& node) {
         case Op::MulMatId: return ref_mul_mat_id(node);
         case Op::Add: return ref_binary(node, [](double a, double b) { return a + b; });
         case Op::Mul: return ref_binary(node, [](double a, double b) { return a * b; });
+        case Op::Div: return ref_binary(node, [](double a, double b) { return a / b; });
+        case Op::SumRows: {
+            auto out = out_for(node);
+            for_rows(node, [&](int64_t i1, int64_t i2, int64_t i3) {
+                double s = 0;
+                for (double v : ref_row(*node.src[0], i1, i2, i3)) s += v;
+                out[flat(node, 0, i1, i2, i3)] = s;
+            });
+            return out;
+        }
         case Op::Scale: {
             const double s = scale_param_s(node), bias = scale_param_bias(node);
             return ref_unary(node, [&](double a) { return a * s + bias; });

@@ -143,7 +143,9 @@ bool op_supported(const Tensor& node) {
         case Op::MulMat: return supports_mul_mat(node);
         case Op::MulMatId: return supports_mul_mat_id(node);
         case Op::Add:
-        case Op::Mul: return supports_binary(node);
+        case Op::Mul:
+        case Op::Div: return supports_binary(node);
+        case Op::SumRows: return node.src[0]->type == DType::F32 && node.type == DType::F32;
         case Op::Scale:
         case Op::RmsNorm:
         case Op::Silu:
@@ -193,6 +195,8 @@ void op_compute(const Tensor& node, const OpContext& ctx) {
         case Op::Cont: op_cont(node, ctx); break;
         case Op::Cpy: op_cpy(node, ctx); break;
         case Op::FlashAttn: op_flash_attn(node, ctx); break;
+        case Op::SumRows: op_sum_rows(node, ctx); break;
+        case Op::Div: op_div(node, ctx); break;
         default: MOELITE_ASSERT_MSG(false, "CPU backend: op has no kernel");
     }
 }

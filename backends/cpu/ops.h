@@ -79,6 +79,8 @@ void op_rms_norm(const Tensor& node, const OpContext& ctx);
 void op_rope(const Tensor& node, const OpContext& ctx);
 void op_soft_max(const Tensor& node, const OpContext& ctx);
 void op_argsort_top_k(const Tensor& node, const OpContext& ctx);
+void op_sum_rows(const Tensor& node, const OpContext& ctx);
+void op_div(const Tensor& node, const OpContext& ctx);
 void op_flash_attn(const Tensor& node, const OpContext& ctx);
 void op_mul_mat(const Tensor& node, const OpContext& ctx);
 void op_mul_mat_id(const Tensor& node, const OpContext& ctx);

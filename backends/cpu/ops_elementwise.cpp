@@ -112,6 +112,24 @@ void op_mul(const Tensor& node, const OpContext& ctx) {
     binary_rows(node, ctx, [](float x, float y) { return x * y; });
 }
 
+void op_div(const Tensor& node, const OpContext& ctx) {
+    binary_rows(node, ctx, [](float x, float y) { return x / y; });
+}
+
+void op_sum_rows(const Tensor& node, const OpContext& ctx) {
+    const Tensor& a = *node.src[0];
+    int64_t r0, r1;
+    split_range(node.nrows(), ctx.ith, ctx.nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; ++r) {
+        int64_t i1, i2, i3;
+        unravel_row(node, r, &i1, &i2, &i3);
+        const char* pa = row_ptr(a, i1, i2, i3);
+        double sum = 0.0;
+        for (int64_t i = 0; i < a.ne[0]; ++i) sum += load_f32(pa, a.nb[0], i);
+        *reinterpret_cast<float*>(row_ptr_mut(node, i1, i2, i3)) = float(sum);
+    }
+}
+
 void op_scale(const Tensor& node, const OpContext& ctx) {
     const float s = scale_param_s(node), bias = scale_param_bias(node);
     unary_rows(node, ctx, [s, bias](float x) { return x * s + bias; });

@@ -82,13 +82,18 @@ void op_soft_max(const Tensor& node, const OpContext& ctx) {
 }
 
 WorkSize work_size_argsort_top_k(const Tensor& node) {
-    return {0, align_up(sizeof(int32_t) * size_t(node.src[0]->ne[0]))};
+    // indices, then the group scores and group order of top_k_grouped
+    return {0, align_up(sizeof(int32_t) * size_t(node.src[0]->ne[0]) * 3 + 64)};
 }
 
 void op_argsort_top_k(const Tensor& node, const OpContext& ctx) {
     const Tensor& a = *node.src[0];
     const int64_t n = a.ne[0], k = node.ne[0];
+    const int64_t n_group = std::max(top_k_groups(node), 1), kept = top_k_groups_kept(node),
+                  score_n = top_k_group_score_n(node);
     int32_t* idx = reinterpret_cast<int32_t*>(ctx.thread_scratch());
+    float* group_score = reinterpret_cast<float*>(idx + n);
+    int32_t* group_order = reinterpret_cast<int32_t*>(group_score + n_group);
     int64_t r0, r1;
     split_range(node.nrows(), ctx.ith, ctx.nth, &r0, &r1);
     for (int64_t r = r0; r < r1; ++r) {
@@ -103,8 +108,27 @@ void op_argsort_top_k(const Tensor& node, const OpContext& ctx) {
             if (vx != vy) return vx > vy;
             return x < y;
         };
+        int64_t m = n;  // candidates in idx[0, m)
         for (int64_t i = 0; i < n; ++i) idx[i] = int32_t(i);
-        std::partial_sort(idx, idx + k, idx + n, before);
+        if (n_group > 1) {
+            // Score each group by the sum of its `score_n` largest entries, keep
+            // the best `kept` groups, and choose among their entries only.
+            const int64_t per = n / n_group;
+            for (int64_t g = 0; g < n_group; ++g) {
+                std::partial_sort(idx + g * per, idx + g * per + score_n, idx + (g + 1) * per, before);
+                double s = 0;
+                for (int64_t j = 0; j < score_n; ++j) s += value(idx[g * per + j]);
+                group_score[g] = float(s);
+            }
+            for (int64_t g = 0; g < n_group; ++g) group_order[g] = int32_t(g);
+            std::partial_sort(group_order, group_order + kept, group_order + n_group, [&](int32_t x, int32_t y) {
+                return group_score[x] > group_score[y] || (group_score[x] == group_score[y] && x < y);
+            });
+            m = 0;
+            for (int64_t gi = 0; gi < kept; ++gi)
+                for (int64_t j = 0; j < per; ++j) idx[m++] = int32_t(group_order[gi] * per + j);
+        }
+        std::partial_sort(idx, idx + k, idx + m, before);
         int32_t* dst = reinterpret_cast<int32_t*>(static_cast<char*>(node.data) + i1 * node.nb[1] +
                                                   i2 * node.nb[2] + i3 * node.nb[3]);
         std::memcpy(dst, idx, sizeof(int32_t) * size_t(k));
