@@ -1,11 +1,12 @@
 # Thin wrapper over CMake. `make` builds, `make test` builds and runs the suite,
-# `make chat` starts the chat on the bundled demo model.
+# `make chat` starts the chat on the bundled demo model, `make bench` benches
+# synthetic models of real shapes (bench/run.sh; bench/compare-llama.sh adds llama.cpp).
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 600
 
-.PHONY: all deps configure test chat sanitize test-sanitize fuzz clean
+.PHONY: all deps configure test chat bench sanitize test-sanitize fuzz clean
 
 all: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -21,6 +22,9 @@ test: all
 
 chat: all
 	$(BUILD)/moelite chat -m $(BUILD)/demo.gguf
+
+bench: all
+	bench/run.sh $(BUILD)
 
 # ASan + UBSan build of everything, and the whole suite under it.
 sanitize:
