@@ -9,10 +9,8 @@
 namespace moelite::jinja {
 
 const Value* Scope::find(const std::string& name) const {
-    for (const Scope* s = this; s; s = s->parent.get()) {
-        auto it = s->vars.find(name);
-        if (it != s->vars.end()) return &it->second;
-    }
+    for (const Scope* s = this; s; s = s->parent.get())
+        if (const Value* v = s->vars.find(name)) return v;
     return nullptr;
 }
 
@@ -62,7 +60,7 @@ std::string Renderer::run(const StmtList& body, const Value& variables) {
     auto top = std::make_shared<Scope>();
     top->parent = globals;
     if (variables.is_dict()) {
-        for (const auto& [k, v] : variables.as_dict().entries()) top->vars[k] = v;
+        for (const auto& [k, v] : variables.as_dict().entries()) top->vars.set(k, v);
     } else if (!variables.is_undefined() && !variables.is_none()) {
         fail("template variables must be a dict");
     }
@@ -128,7 +126,7 @@ Renderer::Flow Renderer::exec(const StmtList& body, const ScopePtr& scope, std::
                 exec_set(s, scope, v);
                 break;
             }
-            case StmtKind::Macro: scope->vars[s.name] = make_macro(s, scope); break;
+            case StmtKind::Macro: scope->vars.set(s.name, make_macro(s, scope)); break;
             case StmtKind::CallBlock: {
                 Value caller = make_macro(s, scope);
                 append(out, to_str(eval_call(*s.expr, scope, &caller)));
@@ -157,7 +155,7 @@ namespace {
 
 void bind_targets(Scope& scope, const std::vector<std::string>& targets, const Value& item) {
     if (targets.size() == 1) {
-        scope.vars[targets[0]] = item;
+        scope.vars.set(targets[0], item);
         return;
     }
     if (!item.is_list())
@@ -165,7 +163,7 @@ void bind_targets(Scope& scope, const std::vector<std::string>& targets, const V
     const List& parts = item.as_list();
     if (parts.size() != targets.size())
         fail("cannot unpack %zu values into %zu names", parts.size(), targets.size());
-    for (size_t i = 0; i < targets.size(); ++i) scope.vars[targets[i]] = parts[i];
+    for (size_t i = 0; i < targets.size(); ++i) scope.vars.set(targets[i], parts[i]);
 }
 
 }  // namespace
@@ -185,12 +183,20 @@ Renderer::Flow Renderer::exec_for(const Stmt& s, const ScopePtr& scope, std::str
         items = std::move(kept);
     }
     const int64_t n = int64_t(items.size());
+    // One loop.cycle for the whole loop, reading the current index.
+    auto current = std::make_shared<int64_t>(0);
+    Value cycle = make_function("loop.cycle", [current](const CallArgs& args, Renderer&) {
+        if (args.args.empty()) fail("loop.cycle() needs at least one argument");
+        return args.args[size_t(*current) % args.args.size()];
+    });
     for (int64_t i = 0; i < n; ++i) {
         charge(1);
+        *current = i;
         auto iteration = std::make_shared<Scope>();
         iteration->parent = scope;
         bind_targets(*iteration, s.targets, items[size_t(i)]);
         DictPtr loop = make_dict();
+        loop->reserve(12);
         loop->set("index0", Value::integer(i));
         loop->set("index", Value::integer(i + 1));
         loop->set("revindex0", Value::integer(n - i - 1));
@@ -198,15 +204,12 @@ Renderer::Flow Renderer::exec_for(const Stmt& s, const ScopePtr& scope, std::str
         loop->set("first", Value::boolean(i == 0));
         loop->set("last", Value::boolean(i == n - 1));
         loop->set("length", Value::integer(n));
-        loop->set("depth", Value::integer(1));
-        loop->set("depth0", Value::integer(0));
         loop->set("previtem", i > 0 ? items[size_t(i - 1)] : Value());
         loop->set("nextitem", i + 1 < n ? items[size_t(i + 1)] : Value());
-        loop->set("cycle", make_function("loop.cycle", [i](const CallArgs& args, Renderer&) {
-                      if (args.args.empty()) fail("loop.cycle() needs at least one argument");
-                      return args.args[size_t(i) % args.args.size()];
-                  }));
-        iteration->vars["loop"] = Value::dict(loop);
+        loop->set("depth", Value::integer(1));
+        loop->set("depth0", Value::integer(0));
+        loop->set("cycle", cycle);
+        iteration->vars.set("loop", Value::dict(loop));
         Flow f = exec(s.body, iteration, out);
         if (f == Flow::Break) break;
     }
@@ -245,25 +248,25 @@ Value Renderer::call_macro(const Stmt& s, const std::weak_ptr<Scope>& defined_in
     scope->parent = parent;
     for (size_t i = 0; i < s.params.size(); ++i) {
         const std::string& p = s.params[i];
-        if (i < args.args.size()) scope->vars[p] = args.args[i];
-        else if (const Value* v = args.kwarg(p)) scope->vars[p] = *v;
-        else if (s.defaults[i]) scope->vars[p] = eval(*s.defaults[i], scope);
-        else scope->vars[p] = Value();
+        if (i < args.args.size()) scope->vars.set(p, args.args[i]);
+        else if (const Value* v = args.kwarg(p)) scope->vars.set(p, *v);
+        else if (s.defaults[i]) scope->vars.set(p, eval(*s.defaults[i], scope));
+        else scope->vars.set(p, Value());
     }
     List varargs;
     for (size_t i = s.params.size(); i < args.args.size(); ++i) varargs.push_back(args.args[i]);
-    scope->vars["varargs"] = Value::list(std::move(varargs));
+    scope->vars.set("varargs", Value::list(std::move(varargs)));
     DictPtr kwargs = make_dict();
     for (const auto& [k, v] : args.kwargs) {
         if (k == "caller") {
-            scope->vars["caller"] = v;
+            scope->vars.set("caller", v);
             continue;
         }
         bool is_param = false;
         for (const std::string& p : s.params) is_param = is_param || p == k;
         if (!is_param) kwargs->set(k, v);
     }
-    scope->vars["kwargs"] = Value::dict(kwargs);
+    scope->vars.set("kwargs", Value::dict(kwargs));
     std::string out;
     int saved_line = line_;
     exec(s.body, scope, out);

@@ -44,7 +44,7 @@ namespace moelite::jinja {
 
 struct RenderOptions {
     size_t max_output_bytes = size_t(64) << 20;  // the output, and any one string or list
-    uint64_t max_steps = 50'000'000;             // loop iterations + elements copied + bytes/64 built
+    uint64_t max_steps = 10'000'000;             // loop iterations + elements copied + bytes/64 built
     int max_depth = 500;                         // nested expression/statement/macro evaluation
     std::function<std::time_t()> clock;          // for strftime_now; empty means the system clock
 };
@@ -65,7 +65,7 @@ private:
 // One level of variables. Lookups walk up to the globals.
 struct Scope {
     std::shared_ptr<Scope> parent;
-    std::unordered_map<std::string, Value> vars;
+    Dict vars;
 
     const Value* find(const std::string& name) const;
 };

@@ -228,7 +228,8 @@ private:
                 ++p;
             }
             if (p >= src_.size())
-                error(open_line, std::string("unterminated tag: expected '") + close + "}'");
+                error(open_line, std::string("unterminated tag: expected '") + close + "}'" +
+                                     (depth > 0 ? " (a bracket is left open)" : ""));
             char c = src_[p];
             if (depth == 0) {
                 // closing marker, with an optional whitespace-control modifier

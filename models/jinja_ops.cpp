@@ -34,8 +34,8 @@ int64_t to_index(const Value& v, const char* what) {
 }
 
 void check_list_size(Renderer& r, size_t n) {
-    r.charge(n);
     if (n > r.options().max_output_bytes / 16) fail("list longer than %zu items", r.options().max_output_bytes / 16);
+    r.charge(n);
 }
 
 void check_overflow(bool overflow) {
@@ -653,7 +653,10 @@ Value get_slice(Renderer& r, const Value& object, const Value& start, const Valu
 // ---- globals -------------------------------------------------------------
 
 void install_globals(Scope& globals) {
-    globals.vars["range"] = make_function("range", [](const CallArgs& a, Renderer& r) {
+    auto define = [&globals](const char* name, NativeFunction fn) {
+        globals.vars.set(name, make_function(name, std::move(fn)));
+    };
+    define("range", [](const CallArgs& a, Renderer& r) {
         if (a.args.empty() || a.args.size() > 3) fail("range() expects 1 to 3 integer arguments");
         int64_t start = 0, stop = 0, step = 1;
         if (a.args.size() == 1) {
@@ -684,9 +687,9 @@ void install_globals(Scope& globals) {
             return Value::dict(d);
         };
     };
-    globals.vars["namespace"] = make_function("namespace", make_mapping(true));
-    globals.vars["dict"] = make_function("dict", make_mapping(false));
-    globals.vars["joiner"] = make_function("joiner", [](const CallArgs& a, Renderer&) {
+    define("namespace", make_mapping(true));
+    define("dict", make_mapping(false));
+    define("joiner", [](const CallArgs& a, Renderer&) {
         const Value* sep = a.get(0, "sep");
         auto used = std::make_shared<bool>(false);
         std::string s = sep ? to_str(*sep) : ", ";
@@ -698,10 +701,10 @@ void install_globals(Scope& globals) {
             return Value::string(s);
         });
     });
-    globals.vars["raise_exception"] = make_function("raise_exception", [](const CallArgs& a, Renderer&) -> Value {
+    define("raise_exception", [](const CallArgs& a, Renderer&) -> Value {
         throw TemplateRaised(a.args.empty() ? std::string("raise_exception() called") : to_str(a.args[0]));
     });
-    globals.vars["strftime_now"] = make_function("strftime_now", [](const CallArgs& a, Renderer& r) {
+    define("strftime_now", [](const CallArgs& a, Renderer& r) {
         if (a.args.empty() || !a.args[0].is_string()) fail("strftime_now() expects a format string");
         const std::string& format = a.args[0].as_string();
         std::time_t t = r.now();

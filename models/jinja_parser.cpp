@@ -119,7 +119,7 @@ private:
             switch (t.kind) {
                 case TokenKind::Eof:
                     if (end_tags.size() != 0)
-                        error(t.line, std::string("missing {% ") + *end_tags.begin() + " %} for the '" + opener +
+                        error(t.line, std::string("missing {% ") + *(end_tags.end() - 1) + " %} for the '" + opener +
                                           "' at line " + std::to_string(open_line));
                     return body;
                 case TokenKind::Text: {

@@ -89,18 +89,26 @@ const Callable& Value::as_callable() const {
 }
 
 const Value* Dict::find(std::string_view key) const {
-    auto it = index_.find(std::string(key));
+    if (index_.empty()) {
+        for (const auto& entry : entries_)
+            if (entry.first == key) return &entry.second;
+        return nullptr;
+    }
+    auto it = index_.find(key);
     return it == index_.end() ? nullptr : &entries_[it->second].second;
 }
 
 void Dict::set(const std::string& key, Value value) {
-    auto it = index_.find(key);
-    if (it != index_.end()) {
-        entries_[it->second].second = std::move(value);
+    if (const Value* existing = find(key)) {
+        *const_cast<Value*>(existing) = std::move(value);
         return;
     }
-    index_.emplace(key, entries_.size());
     entries_.emplace_back(key, std::move(value));
+    if (!index_.empty()) {
+        index_.emplace(entries_.back().first, entries_.size() - 1);
+    } else if (entries_.size() > kIndexFrom) {
+        for (size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].first, i);
+    }
 }
 
 void Dict::take_values(std::vector<Value>& out) {
@@ -273,7 +281,9 @@ void append_py_string_repr(std::string& out, const std::string& s) {
 void append_repr(std::string& out, const Value& v, bool top, int depth) {
     if (depth > kMaxValueDepth) fail("value nested too deeply to print");
     switch (v.kind()) {
-        case Kind::Undefined: break;
+        case Kind::Undefined:
+            if (!top) out += "Undefined";  // as Python prints it inside a list
+            break;
         case Kind::None: out += "None"; break;
         case Kind::Bool: out += v.as_bool() ? "True" : "False"; break;
         case Kind::Int: out += std::to_string(v.as_int()); break;

@@ -100,7 +100,7 @@ private:
     Storage v_;
 };
 
-// A dict keeps insertion order; lookups go through a hash index.
+// A dict keeps insertion order.
 class Dict {
 public:
     bool is_namespace = false;
@@ -108,14 +108,21 @@ public:
     const Value* find(std::string_view key) const;
     void set(const std::string& key, Value value);
     size_t size() const { return entries_.size(); }
+    void reserve(size_t n) { entries_.reserve(n); }
     bool empty() const { return entries_.empty(); }
     const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
     // Moves every value out into `out` and empties the dict (used when it dies).
     void take_values(std::vector<Value>& out);
 
 private:
+    // Small dicts (most) are searched linearly; larger ones get a hash index.
+    static constexpr size_t kIndexFrom = 12;
+    struct Hash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
     std::vector<std::pair<std::string, Value>> entries_;
-    std::unordered_map<std::string, size_t> index_;
+    std::unordered_map<std::string, size_t, Hash, std::equal_to<>> index_;
 };
 
 DictPtr make_dict();
