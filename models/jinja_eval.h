@@ -16,7 +16,10 @@
 // And where Jinja2 renders something the reference refuses, we render it:
 // looping over undefined runs zero times, `reject` / `select` exist.
 // Scoping is Jinja2's: `set` inside a for loop or macro stays there; a
-// `namespace()` is the way to carry state out.
+// `namespace()` is the way to carry state out, and only a namespace takes
+// `{% set ns.attr = ... %}` (the reference lets any dict be written, which
+// would let a template change the caller's data). Integers are 64-bit: an
+// overflow is an error, not a big integer. Tuples are lists, and print as such.
 //
 // Errors: syntax errors and runtime errors are moelite::Error with
 // "line N: ..." in the message; `raise_exception(msg)` throws TemplateRaised

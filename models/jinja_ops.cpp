@@ -219,9 +219,9 @@ std::string ascii_upper(std::string s) {
 
 std::string py_strip(const std::string& s, const Value* chars, bool left, bool right) {
     std::vector<std::string_view> cs = utf8_chars(s);
-    std::vector<std::string_view> set;
     bool custom = chars && !chars->is_none() && !chars->is_undefined();
-    if (custom) set = utf8_chars(to_str(*chars));
+    const std::string chars_text = custom ? to_str(*chars) : std::string();
+    const std::vector<std::string_view> set = utf8_chars(chars_text);
     auto strip_it = [&](std::string_view c) {
         if (!custom) return is_py_space(decode(c));
         return std::find(set.begin(), set.end(), c) != set.end();
@@ -710,7 +710,7 @@ void install_globals(Scope& globals) {
         std::time_t t = r.now();
         std::tm tm{};
         localtime_r(&t, &tm);
-        std::string buf(256 + format.size() * 8, '\0');
+        std::string buf(256 + format.size() * 64, '\0');  // %c and the like expand ~12x
         size_t n = std::strftime(buf.data(), buf.size(), format.c_str(), &tm);
         if (n == 0 && !format.empty()) fail("strftime_now(): cannot format '%s'", format.c_str());
         buf.resize(n);

@@ -29,12 +29,16 @@ const char* kind_name(Kind kind) {
 // and lets them die from there, one level at a time.
 void release_nested(Value& v) {
     std::vector<Value> pending;
-    auto take_children = [&pending](Value& x) {
-        if (auto* l = std::get_if<ListPtr>(&x.v_); l && *l && l->use_count() == 1 && !(*l)->empty()) {
+    auto nested = [](const Value& x) { return x.is_list() || x.is_dict(); };
+    auto take_children = [&](Value& x) {
+        if (auto* l = std::get_if<ListPtr>(&x.v_); l && *l && l->use_count() == 1) {
             auto& items = const_cast<List&>(**l);  // sole owner: nobody else can see the change
+            if (std::none_of(items.begin(), items.end(), nested)) return;  // dies in one step anyway
             for (Value& item : items) pending.push_back(std::move(item));
             items.clear();
-        } else if (auto* d = std::get_if<DictPtr>(&x.v_); d && *d && d->use_count() == 1 && !(*d)->empty()) {
+        } else if (auto* d = std::get_if<DictPtr>(&x.v_); d && *d && d->use_count() == 1) {
+            const auto& entries = (*d)->entries();
+            if (std::none_of(entries.begin(), entries.end(), [&](const auto& e) { return nested(e.second); })) return;
             (*d)->take_values(pending);
         }
     };
@@ -43,7 +47,7 @@ void release_nested(Value& v) {
         Value x = std::move(pending.back());
         pending.pop_back();
         take_children(x);
-    }  // x dies here with no children left
+    }  // x dies here with no nested children left
 }
 
 Value::~Value() {
