@@ -339,7 +339,7 @@ Value Renderer::eval(const Expr& e, const ScopePtr& scope) {
             for (size_t i = 0; i + 1 < e.items.size(); i += 2) {
                 Value key = eval(*e.items[i], scope);
                 Value value = eval(*e.items[i + 1], scope);
-                d->set(key.is_string() ? key.as_string() : to_str(key), std::move(value));
+                d->set(dict_key(key), std::move(value));
             }
             charge(d->size());
             return Value::dict(d);

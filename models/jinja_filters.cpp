@@ -115,6 +115,7 @@ Value test_each(Renderer& r, const Value& seq, A a, size_t first_arg, bool by_at
     CallArgs test_args;
     for (size_t i = test_pos + 1; i < a.args.size(); ++i) test_args.args.push_back(a.args[i]);
     List out;
+    if (!truthy(seq)) return Value::list(std::move(out));  // Jinja2 yields nothing for none, '' or []
     for (const Value& item : iterate(seq)) {
         r.charge(1);
         Value subject = by_attribute ? lookup_path(item, attribute) : item;
@@ -126,6 +127,7 @@ Value test_each(Renderer& r, const Value& seq, A a, size_t first_arg, bool by_at
 
 Value filter_map(Renderer& r, const Value& v, A a) {
     List out;
+    if (!truthy(v)) return Value::list(std::move(out));  // Jinja2 yields nothing for none, '' or []
     if (const Value* attribute = a.kwarg("attribute")) {
         const Value* fallback = a.kwarg("default");
         for (const Value& item : iterate(v)) {
@@ -316,7 +318,7 @@ const std::unordered_map<std::string, FilterFn>& filters() {
              bool by_value = a.get(1, "by") && to_str(*a.get(1, "by")) == "value";
              bool reverse = flag(a, 2, "reverse", false);
              List pairs;
-             for (const auto& [k, x] : v.as_dict().entries()) pairs.push_back(Value::list(List{Value::string(k), x}));
+             for (const auto& [k, x] : v.as_dict().entries()) pairs.push_back(Value::list(List{key_value(k), x}));
              std::stable_sort(pairs.begin(), pairs.end(), [&](const Value& p, const Value& q) {
                  size_t i = by_value ? 1 : 0;
                  int c = compare(sort_key(p.as_list()[i], case_sensitive), sort_key(q.as_list()[i], case_sensitive));
@@ -359,7 +361,7 @@ const std::unordered_map<std::string, FilterFn>& filters() {
              if (v.is_undefined()) return Value::list(List{});
              if (!v.is_dict()) fail("items: expected a dict, not '%s'", kind_name(v.kind()));
              List out;
-             for (const auto& [k, x] : v.as_dict().entries()) out.push_back(Value::list(List{Value::string(k), x}));
+             for (const auto& [k, x] : v.as_dict().entries()) out.push_back(Value::list(List{key_value(k), x}));
              r.charge(out.size());
              return Value::list(std::move(out));
          }},

@@ -167,7 +167,9 @@ bool contains(const Value& container, const Value& item) {
             for (const Value& x : container.as_list())
                 if (equals(x, item)) return true;
             return false;
-        case Kind::Dict: return item.is_string() && container.as_dict().find(item.as_string()) != nullptr;
+        case Kind::Dict:
+            if (item.is_list() || item.is_dict() || item.is_undefined() || item.is_callable()) return false;
+            return container.as_dict().find(dict_key(item)) != nullptr;
         case Kind::Undefined: return false;
         default: fail("argument of type '%s' is not iterable", kind_name(container.kind()));
     }
@@ -190,7 +192,7 @@ List iterate(const Value& v) {
         case Kind::List: return v.as_list();
         case Kind::Dict: {
             List keys;
-            for (const auto& entry : v.as_dict().entries()) keys.push_back(Value::string(entry.first));
+            for (const auto& entry : v.as_dict().entries()) keys.push_back(key_value(entry.first));
             return keys;
         }
         case Kind::String: {
@@ -539,7 +541,8 @@ Value dict_method(const DictPtr& d, const std::string& name) {
     if (name == "get")
         return make_function("dict.get", [d](const CallArgs& a, Renderer&) {
             if (a.args.empty()) fail("get(): missing key");
-            const Value* v = a.args[0].is_string() ? d->find(a.args[0].as_string()) : nullptr;
+            const Value& k = a.args[0];
+            const Value* v = k.is_list() || k.is_dict() || k.is_undefined() || k.is_callable() ? nullptr : d->find(dict_key(k));
             if (v) return *v;
             const Value* fallback = a.get(1, "default");
             return fallback ? *fallback : Value::none();
@@ -548,8 +551,8 @@ Value dict_method(const DictPtr& d, const std::string& name) {
         return make_function("dict." + name, [d, name](const CallArgs&, Renderer& r) {
             List out;
             for (const auto& [k, v] : d->entries()) {
-                if (name == "items") out.push_back(Value::list(List{Value::string(k), v}));
-                else out.push_back(name == "keys" ? Value::string(k) : v);
+                if (name == "items") out.push_back(Value::list(List{key_value(k), v}));
+                else out.push_back(name == "keys" ? key_value(k) : v);
             }
             r.charge(out.size());
             return Value::list(std::move(out));
@@ -610,9 +613,13 @@ Value get_item(const Value& object, const Value& key) {
             return Value::string(std::string(cs[size_t(i)]));
         }
         case Kind::Dict: {
-            if (!key.is_string()) return Value();
-            const Value* v = object.as_dict().find(key.as_string());
-            return v ? *v : get_attr(object, key.as_string(), false);
+            if (key.is_string()) {
+                const Value* v = object.as_dict().find(key.as_string());
+                return v ? *v : get_attr(object, key.as_string(), false);
+            }
+            if (key.is_list() || key.is_dict() || key.is_undefined() || key.is_callable()) return Value();
+            const Value* v = object.as_dict().find(dict_key(key));
+            return v ? *v : Value();
         }
         default: return Value();
     }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
@@ -122,6 +123,32 @@ void Dict::take_values(std::vector<Value>& out) {
 }
 
 DictPtr make_dict() { return std::make_shared<Dict>(); }
+
+std::string dict_key(const Value& key) {
+    using namespace std::string_literals;
+    switch (key.kind()) {
+        case Kind::String: return key.as_string();
+        case Kind::Bool:  // True == 1 in Python, so they are one key
+        case Kind::Int: return "\0i"s + std::to_string(key.as_int());
+        case Kind::Float: {
+            double d = key.as_float();
+            if (d == std::floor(d) && std::fabs(d) < 9.2e18) return "\0i"s + std::to_string(int64_t(d));
+            return "\0f"s + format_float(d);
+        }
+        case Kind::None: return "\0n"s;
+        default: fail("unhashable type: '%s'", kind_name(key.kind()));
+    }
+}
+
+Value key_value(const std::string& key) {
+    if (key.size() < 2 || key[0] != '\0') return Value::string(key);
+    switch (key[1]) {
+        case 'i': return Value::integer(std::strtoll(key.c_str() + 2, nullptr, 10));
+        case 'f': return Value::number(std::strtod(key.c_str() + 2, nullptr));
+        case 'n': return Value::none();
+        default: return Value::string(key);
+    }
+}
 
 const Value* CallArgs::kwarg(std::string_view name) const {
     for (const auto& [k, v] : kwargs)
@@ -313,7 +340,7 @@ void append_repr(std::string& out, const Value& v, bool top, int depth) {
             for (const auto& [k, x] : v.as_dict().entries()) {
                 if (!first) out += ", ";
                 first = false;
-                append_py_string_repr(out, k);
+                append_repr(out, key_value(k), false, depth + 1);
                 out += ": ";
                 append_repr(out, x, false, depth + 1);
             }
@@ -412,7 +439,9 @@ void append_json(std::string& out, const Value& v, const JsonOptions& o, int dep
             for (size_t i = 0; i < entries.size(); ++i) {
                 if (i) out += item_sep;
                 if (indent >= 0) newline(depth + 1);
-                append_json_string(out, entries[i]->first, o.ensure_ascii);
+                Value key = key_value(entries[i]->first);  // json.dumps turns 1 into "1", None into "null"
+                append_json_string(out, key.is_string() ? key.as_string() : key.is_none() ? "null" : to_json(key),
+                                   o.ensure_ascii);
                 out += key_sep;
                 append_json(out, entries[i]->second, o, depth + 1);
             }

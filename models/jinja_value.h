@@ -126,6 +126,13 @@ private:
 };
 
 DictPtr make_dict();
+
+// Dict keys are strings. The other keys Python allows and templates use
+// (`{4096: 512}`: int, float, bool, none) are stored under an encoded string
+// ("\0" + a kind letter + text) and decoded when the key is read back.
+// Lists and dicts cannot be keys (Error).
+std::string dict_key(const Value& key);
+Value key_value(const std::string& key);
 void release_nested(Value& v);
 
 // Arguments of a call, a filter or a test (without the operand).

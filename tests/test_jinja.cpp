@@ -175,6 +175,8 @@ TEST_CASE("jinja filters") {
                  "{{ 2.9 | round(0, 'floor') }} {{ 3 | round }}") == "2.6 2.0 4.0 3.0 2.0 3");
     CHECK(render("{{ \"a\\nb\\n\\nc\" | indent(2) }}|{{ \"a\\nb\" | indent(2, true) }}|{{ \"a\\n\\nb\" | indent(2, blank=true) }}") ==
           "a\n  b\n\n  c|  a\n  b|a\n  \n  b");
+    CHECK(render("{{ none | selectattr('a') | list }}{{ none | map(attribute='a') | list }}{{ '' | select | list }}") ==
+          "[][][]");  // Jinja2 yields nothing for a falsy sequence
     CHECK(render("{{ 'hello wORLD-foo (bar)' | title }}|{{ 'hELLO' | capitalize }}|{{ 'hello world' | wordcount }}|"
                  "{{ 1 | string }}{{ none | string }}") == "Hello World-Foo (Bar)|Hello|2|1None");
     CHECK(render("{{ {'b': 1, 'a': 2} | dictsort | first | last }}{{ 10 | abs }}{{ -2.5 | abs }}") == "2102.5");
@@ -210,6 +212,14 @@ TEST_CASE("jinja methods of str, dict and list") {
                  "{{ d.values() | list }}{{ d['a'] }}{{ d.a }}{{ d.z }}") == "1None9['a', 'b'][1, 2]11");
     CHECK(render("{{ c.split('</think>')[-1] }}|{{ c.split('</think>', 1)[1] }}", R"({"c": "<think>x</think>y</think>z"})") ==
           "z|y</think>z");
+    // keys other than strings, as in {4096: 512}
+    CHECK(render("{% set d = {4096: 512, 1: 'one', 'k': 2, none: 'n', 2.5: 'f'} %}{{ d }}{{ d[4096] }}{{ d[1.0] }}"
+                 "{{ d[none] }}{{ 4096 in d }}{{ '4096' in d }}{% for k in d %}{{ k }};{% endfor %}{{ d | tojson }}") ==
+          "{4096: 512, 1: 'one', 'k': 2, None: 'n', 2.5: 'f'}512onenTrueFalse4096;1;k;None;2.5;"
+          "{\"4096\": 512, \"1\": \"one\", \"k\": 2, \"null\": \"n\", \"2.5\": \"f\"}");
+    CHECK(render("{% set b = {8192: 1024, 4096: 512} %}{% set ns = namespace(i=none) %}{% for k, v in b | dictsort %}"
+                 "{% if ns.i is none and 5000 <= k %}{% set ns.i = v %}{% endif %}{% endfor %}{{ ns.i }}") == "1024");
+    CHECK(contains(error_of("{{ {[1]: 2} }}"), "unhashable type: 'list'"));
     // a key wins over a method of the same name, unless called
     CHECK(render("{{ s.items | length }}{{ s.items() | length }}", R"({"s": {"items": [1, 2, 3]}})") == "31");
 }
