@@ -26,12 +26,14 @@ Session::Session(std::shared_ptr<const Model> model, Backend& host, const Sessio
 
 void Session::reset() {
     n_past_ = 0;
+    tokens_.clear();
     cache_.clear();
 }
 
 void Session::truncate(int64_t n) {
     MOELITE_ASSERT(n >= 0 && n <= n_past_);
     n_past_ = n;  // later positions are overwritten before they are read again
+    tokens_.resize(size_t(n));
 }
 
 void Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits) {
@@ -77,6 +79,7 @@ void Session::eval_batch(const int32_t* tokens, int64_t n, bool all_logits, floa
         (where ? *where : host_).get_tensor(*logits, logits_out, 0, logits->nbytes());
     }
     n_past_ += n;
+    tokens_.insert(tokens_.end(), tokens, tokens + n);
 }
 
 }  // namespace moelite

@@ -43,6 +43,8 @@ public:
     const Model& model() const { return *model_; }
     int64_t n_ctx() const { return cache_.n_ctx(); }
     int64_t n_past() const { return n_past_; }
+    // The tokens in the context, in order (n_past() of them).
+    const std::vector<int32_t>& tokens() const { return tokens_; }
     const KvCache& cache() const { return cache_; }
     const SessionStats& stats() const { return stats_; }
     void reset_stats() { stats_ = {}; }
@@ -66,6 +68,7 @@ private:
     KvCache cache_;
     Scheduler scheduler_;
     int64_t n_past_ = 0;
+    std::vector<int32_t> tokens_;
     SessionStats stats_;
 };
 
