@@ -3,7 +3,11 @@
 // backend (or the scheduler, across backends) computes it; the same graph is
 // reused for every token of that shape. Building computes nothing.
 //
-// Shapes follow core/tensor.h: ne[0] is contiguous. Operand conventions:
+// Shapes follow core/tensor.h: ne[0] is contiguous. Every computed node gets a
+// contiguous result of the shape below. Sources sit in src[] in the order of
+// the builder's arguments (an optional source that is absent is nullptr and
+// leaves its slot empty); parameters sit in params[] where the accessors at the
+// end of this file read them. Operand conventions:
 //
 //  get_rows(table, ids)      table [n, rows, b2, b3] (any type), ids I32 [k, b2, b3]
 //                            -> F32 [n, k, b2, b3]: out[:, i] = to_float(table[:, ids[i]])
@@ -15,38 +19,54 @@
 //  mul_mat_id(w, x, ids)     w [K, M, n_expert] (stacked experts), x [K, nx, T] F32 with nx = 1
 //                            (the same row for every chosen expert) or nx = k, ids I32 [k, T]
 //                            -> F32 [M, k, T]: out[:, j, t] = w[:, :, ids[j, t]] * x[:, j % nx, t]
-//  add(a, b), mul(a, b)      elementwise F32; b broadcasts over a (a.ne[i] % b.ne[i] == 0)
+//  add(a, b), mul(a, b)      elementwise F32; b broadcasts over a (a.ne[i] % b.ne[i] == 0);
+//                            the result has a's shape
 //  scale(a, s, bias)         a * s + bias
 //  rms_norm(a, eps)          per row: a / sqrt(mean(a^2) + eps)  (no weight; multiply after)
 //  rope(a, pos, freq, p)     a [head_dim, n_head, T, 1] F32, pos I32 [T]; rotates the first
 //                            p.n_dims dims of each head by pos * theta_i, theta_i =
 //                            freq_base^(-2i/n_dims) (divided by freq[i] when the optional
-//                            freq factors [n_dims/2] are given), with YaRN when
-//                            p.ext_factor != 0. Normal mode pairs (2i, 2i+1); Neox pairs
-//                            (i, i + n_dims/2).
-//  soft_max(a, mask, s)      per row softmax(a * s + mask); mask F32/F16 [ne0, >= ne1] broadcast
-//                            over dims 2, 3 (optional, may be null); -inf entries are masked
+//                            freq factors F32 [>= n_dims/2] are given), with YaRN when
+//                            p.ext_factor != 0; the other dims are copied. Normal mode pairs
+//                            (2i, 2i+1); Neox pairs (i, i + n_dims/2).
+//  soft_max(a, mask, s)      per row softmax(a * s + mask); mask F32/F16 [ne0, >= ne1, 1, 1]
+//                            (optional, may be null), row i of a uses mask row i, the same for
+//                            every index of dims 2, 3; -inf entries are masked
 //  silu(a), sigmoid(a)       elementwise
 //  swiglu(g, u)              silu(g) * u, same shapes
 //  argsort_top_k(a, k)       a F32 [n, rows...] -> I32 [k, rows...]: indices of the k largest
-//                            per row, largest first (ties: lower index first)
-//  concat(a, b, dim)         joined along dim; other dims equal
+//                            per row, largest first (ties: lower index first); 1 <= k <= n
+//  concat(a, b, dim)         joined along dim; other dims equal; a and b of the same
+//                            non-quantized type, which the result keeps
 //  cont(a)                   contiguous F32 copy of a (any layout, a of any float type)
 //  cpy(a, dst)               copies a into dst (a view, possibly of another type: F32, F16,
-//                            BF16, Q8_0 ...), converting; returns dst's new node
+//                            BF16, Q8_0 ...), converting; same element count, elements paired
+//                            in logical order (ne[0] fastest). Returns a new node that stands
+//                            for dst after the write: dst's type, shape and strides, and
+//                            view_src/view_offset pointing at dst's memory, so the planner
+//                            gives it no storage; yet it is computed (op_is_view is false).
+//                            src = {a, dst}. A cpy into memory that other nodes read (the KV
+//                            cache) must go through build_forward before the nodes reading
+//                            that memory, so that it comes first in the order.
 //  flash_attn(q, k, v, mask, s)
 //                            q [D, n_head, T], k [D, n_kv, kv_head], v [Dv, n_kv, kv_head] (k, v
 //                            F32/F16/Q8_0), n_head % kv_head == 0 (GQA), mask F32/F16
-//                            [n_kv, >= T] or null -> F32 [Dv, n_head, T]:
+//                            [n_kv, >= T, 1, 1] or null -> F32 [Dv, n_head, T]:
 //                            softmax(q k^T * s + mask) v per head
 //
-// Views (reshape, view, permute, transpose) share memory with their source.
+// Views (reshape, view, permute, transpose) share memory with their source:
+// view_src is always the tensor that owns the memory (never another view) and
+// view_offset the byte offset into it. reshape needs a contiguous source;
+// view takes explicit ne, row strides and a byte offset relative to its
+// source and must stay within it; permute sends source dim i to position
+// axis_i (params[0..3] = the axes), transpose swaps dims 0 and 1.
 // Invalid shapes are bugs in the model code: they fail MOELITE_ASSERT.
 #pragma once
 
 #include <deque>
 #include <initializer_list>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "core/tensor.h"
@@ -110,8 +130,9 @@ public:
     // depends on to the execution order. Call once per output, in order.
     void build_forward(Tensor* t);
 
-    // Every non-leaf tensor (views included: backends compute nothing for
-    // them, the planner resolves their data), in execution order.
+    // Every non-leaf tensor in execution order, each after its sources. Views
+    // are included: backends compute nothing for nodes with op_is_view(op)
+    // (cpy is not one of them), the planner resolves their data.
     const std::vector<Tensor*>& nodes() const { return nodes_; }
     // Leaves reached by build_forward (weights, inputs, constants).
     const std::vector<Tensor*>& leaves() const { return leaves_; }
@@ -119,15 +140,34 @@ public:
 
 private:
     Tensor* new_node(Op op, DType type, const int64_t* ne, int n_dims);
+    // A view node of a with a's type; the caller sets ne and nb.
+    Tensor* new_view(Op op, Tensor* a, size_t offset);
     void visit(Tensor* t);
 
     std::deque<Tensor> tensors_;  // stable addresses
     std::vector<Tensor*> nodes_;
     std::vector<Tensor*> leaves_;
-    std::vector<const Tensor*> visited_;  // kept sorted for lookup
+    std::unordered_set<const Tensor*> visited_;
 };
 
-// Typed accessors for op parameters, so builders and kernels agree.
+// Typed accessors for op parameters, so builders and kernels agree. The slots:
+//   scale        params f32[0] = s, f32[1] = bias
+//   rms_norm     params f32[0] = eps
+//   soft_max     params f32[0] = s                  (src: a, mask or null)
+//   flash_attn   params f32[0] = s                  (src: q, k, v, mask or null)
+//   argsort_top_k params i32[0] = k
+//   concat       params i32[0] = dim
+//   permute, transpose params i32[0..3] = axes (source dim i -> axis i)
+//   rope         params i32[0] = n_dims, i32[1] = mode, i32[2] = n_ctx_orig, f32[3] = freq_base,
+//                f32[4] = freq_scale, f32[5] = ext_factor, f32[6] = attn_factor,
+//                f32[7] = beta_fast, f32[8] = beta_slow (src: a, pos, freq_factors or null)
 RopeParams rope_params(const Tensor& node);
+inline float scale_param_s(const Tensor& node) { return node.param_f32(0); }
+inline float scale_param_bias(const Tensor& node) { return node.param_f32(1); }
+inline float rms_norm_eps(const Tensor& node) { return node.param_f32(0); }
+inline float soft_max_scale(const Tensor& node) { return node.param_f32(0); }
+inline float flash_attn_scale(const Tensor& node) { return node.param_f32(0); }
+inline int argsort_top_k_k(const Tensor& node) { return node.param_i32(0); }
+inline int concat_dim(const Tensor& node) { return node.param_i32(0); }
 
 }  // namespace moelite
