@@ -5,11 +5,13 @@
 #include "core/safetensors.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cinttypes>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "core/fp16.h"
@@ -113,57 +115,96 @@ std::string shape_string(const std::vector<int64_t>& shape) {
     return s + "]";
 }
 
-json parse_json_strict(const std::string& path, const char* what, const char* begin, const char* end,
-                       bool top_keys_are_tensors) {
-    // nlohmann keeps the last of two equal keys without a word; a file that
-    // names a tensor twice is ambiguous, so the callback sees every key and
-    // refuses repeats. It also bounds the nesting, which no valid header
-    // needs beyond a few levels.
-    constexpr int kMaxNesting = 32;
-    std::vector<std::vector<std::string>> keys;  // per open object, sorted
-    int nesting = 0;
-    auto callback = [&](int, json::parse_event_t event, json& parsed) -> bool {
-        switch (event) {
-            case json::parse_event_t::object_start:
-            case json::parse_event_t::array_start:
-                if (++nesting > kMaxNesting)
-                    fail("%s: %s nests deeper than %d levels", path.c_str(), what, kMaxNesting);
-                if (event == json::parse_event_t::object_start) keys.emplace_back();
-                break;
-            case json::parse_event_t::object_end:
-                --nesting;
-                keys.pop_back();
-                break;
-            case json::parse_event_t::array_end:
-                --nesting;
-                break;
-            case json::parse_event_t::key: {
-                MOELITE_ASSERT(!keys.empty());
-                const std::string& key = parsed.get_ref<const std::string&>();
-                auto& seen = keys.back();
-                auto at = std::lower_bound(seen.begin(), seen.end(), key);
-                if (at != seen.end() && *at == key) {
-                    const bool tensor = top_keys_are_tensors && keys.size() == 1;
-                    fail("%s: %s has %s '%s' twice", path.c_str(), what, tensor ? "tensor" : "key",
-                         printable(key).c_str());
-                }
-                seen.insert(at, key);
-                break;
-            }
-            case json::parse_event_t::value:
-                break;
+namespace {
+
+// A first pass over the text that builds nothing and refuses what nlohmann
+// would accept silently or expensively:
+//  - a key twice in one object: nlohmann keeps the last without a word, and a
+//    file that names a tensor twice is ambiguous;
+//  - nesting deeper than any valid header needs;
+//  - more values than a real header holds (about ten per tensor), so that a
+//    hostile header of long arrays cannot make the parsed tree take gigabytes.
+// (nlohmann's parser callbacks could see the same events, but its callback
+// parser rescans the enclosing object at the end of every nested one, which
+// is quadratic in the number of tensors.)
+class StrictJsonChecker : public nlohmann::json_sax<json> {
+public:
+    StrictJsonChecker(const std::string& path, const char* what, bool top_keys_are_tensors)
+        : path_(path), what_(what), top_keys_are_tensors_(top_keys_are_tensors) {}
+
+    bool null() override { return value(); }
+    bool boolean(bool) override { return value(); }
+    bool number_integer(number_integer_t) override { return value(); }
+    bool number_unsigned(number_unsigned_t) override { return value(); }
+    bool number_float(number_float_t, const string_t&) override { return value(); }
+    bool string(string_t&) override { return value(); }
+    bool binary(binary_t&) override { return value(); }
+    bool start_object(std::size_t) override {
+        open();
+        keys_.emplace_back();
+        return true;
+    }
+    bool key(string_t& key) override {
+        MOELITE_ASSERT(!keys_.empty());
+        if (!keys_.back().insert(key).second) {
+            const bool tensor = top_keys_are_tensors_ && keys_.size() == 1;
+            fail("%s: %s has %s '%s' twice", path_.c_str(), what_, tensor ? "tensor" : "key", printable(key).c_str());
         }
         return true;
-    };
+    }
+    bool end_object() override {
+        keys_.pop_back();
+        --nesting_;
+        return true;
+    }
+    bool start_array(std::size_t) override {
+        open();
+        return true;
+    }
+    bool end_array() override {
+        --nesting_;
+        return true;
+    }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+        fail("%s: %s is not valid JSON: %s", path_.c_str(), what_, printable(e.what(), 300).c_str());
+    }
+
+private:
+    static constexpr int kMaxNesting = 32;
+    static constexpr size_t kMaxValues = size_t(1) << 23;
+
+    bool value() {
+        if (++values_ > kMaxValues) fail("%s: %s holds more than %zu values", path_.c_str(), what_, kMaxValues);
+        return true;
+    }
+    void open() {
+        if (++nesting_ > kMaxNesting) fail("%s: %s nests deeper than %d levels", path_.c_str(), what_, kMaxNesting);
+        value();
+    }
+
+    const std::string& path_;
+    const char* what_;
+    bool top_keys_are_tensors_;
+    std::vector<std::unordered_set<std::string>> keys_;  // per open object
+    int nesting_ = 0;
+    size_t values_ = 0;
+};
+
+}  // namespace
+
+json parse_json_strict(const std::string& path, const char* what, const char* begin, const char* end,
+                       bool top_keys_are_tensors) {
     // nlohmann stops at a NUL byte as if the text ended there; JSON has no
     // place for a raw one, so it is refused here rather than skipped over.
     if (const void* nul = std::memchr(begin, 0, size_t(end - begin))) {
         fail("%s: %s is not valid JSON: a NUL byte at offset %td", path.c_str(), what,
              static_cast<const char*>(nul) - begin);
     }
+    StrictJsonChecker checker(path, what, top_keys_are_tensors);
+    json::sax_parse(begin, end, &checker);  // throws Error on any problem
     try {
-        return json::parse(begin, end, callback);
-    } catch (const json::exception& e) {
+        return json::parse(begin, end);
+    } catch (const json::exception& e) {  // not expected after the first pass
         fail("%s: %s is not valid JSON: %s", path.c_str(), what, printable(e.what(), 300).c_str());
     }
 }

@@ -352,6 +352,30 @@ TEST_CASE("safetensors: every header rule rejects a hostile file, naming the fil
     }
 }
 
+TEST_CASE("safetensors: big headers: many tensors open quickly, absurdly many values are refused") {
+    // 60000 tensors, in reverse order of their data: duplicate detection and
+    // lookups must not be quadratic (a real single-file DeepSeek-V3 has 91k)
+    constexpr int kTensors = 60000;
+    std::string header = "{";
+    for (int i = kTensors - 1; i >= 0; --i) {
+        header += strprintf("%s\"model.layers.%d.weight\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[%d,%d]}",
+                            i == kTensors - 1 ? "" : ",", i, 2 * i, 2 * i + 2);
+    }
+    header += "}";
+    const std::string bytes = raw_file(header, std::string(2 * kTensors, '\x3f'));
+    SafetensorsFile f("many", reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    REQUIRE(f.tensors().size() == kTensors);
+    CHECK(f.tensors()[0].name == "model.layers.0.weight");
+    CHECK(f.get("model.layers.12345.weight").begin == 2 * 12345);
+
+    std::string values = R"({"__metadata__":{"x":"y"},"junk":[)";
+    for (int i = 0; i < (1 << 23) + 1; ++i) values += i ? ",0" : "0";
+    values += "]}";
+    const std::string huge = raw_file(values);
+    CHECK(contains(error_of([&] { SafetensorsFile g("huge", reinterpret_cast<const uint8_t*>(huge.data()), huge.size()); }),
+                   "huge: header holds more than 8388608 values"));
+}
+
 TEST_CASE("safetensors: a valid file truncated at every byte is a clean error, never a crash") {
     const std::string bytes = mixed_file();
     for (size_t n = 0; n <= bytes.size(); ++n) {
