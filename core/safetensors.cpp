@@ -73,7 +73,9 @@ const float* fp8_e4m3_table() {
 }
 
 // E5M2 is the upper byte of an IEEE binary16.
-float fp8_e5m2_to_fp32(uint8_t v) { return fp16_to_fp32(uint16_t(uint16_t(v) << 8)); }
+float fp8_e5m2_to_fp32(uint8_t v) {
+    return fp16_to_fp32(uint16_t(uint16_t(v) << 8));
+}
 
 }  // namespace
 
@@ -83,10 +85,18 @@ std::optional<SafetensorsDType> safetensors_dtype_from_name(std::string_view nam
     return std::nullopt;
 }
 
-const char* safetensors_dtype_name(SafetensorsDType type) { return st_info(type).name; }
-size_t safetensors_dtype_size(SafetensorsDType type) { return st_info(type).size; }
-bool safetensors_dtype_is_float(SafetensorsDType type) { return st_info(type).is_float; }
-std::optional<DType> safetensors_dtype_to_dtype(SafetensorsDType type) { return st_info(type).gguf; }
+const char* safetensors_dtype_name(SafetensorsDType type) {
+    return st_info(type).name;
+}
+size_t safetensors_dtype_size(SafetensorsDType type) {
+    return st_info(type).size;
+}
+bool safetensors_dtype_is_float(SafetensorsDType type) {
+    return st_info(type).is_float;
+}
+std::optional<DType> safetensors_dtype_to_dtype(SafetensorsDType type) {
+    return st_info(type).gguf;
+}
 
 // ---------------------------------------------------------------------------
 // helpers shared with safetensors_checkpoint.cpp
@@ -217,14 +227,17 @@ using safetensors_detail::shape_string;
 // ---------------------------------------------------------------------------
 // tensors
 
-std::string SafetensorsTensor::shape_string() const { return safetensors_detail::shape_string(shape); }
+std::string SafetensorsTensor::shape_string() const {
+    return safetensors_detail::shape_string(shape);
+}
 
 void SafetensorsTensor::read_f32(int64_t first, int64_t count, float* out) const {
     MOELITE_ASSERT(first >= 0 && count >= 0 && first <= n_elements && count <= n_elements - first);
     if (!safetensors_dtype_is_float(dtype)) {
-        fail("%s: tensor '%s' has dtype %s, which does not convert to f32 (float types: F32, F16, BF16, "
-             "F8_E4M3, F8_E5M2, F64)",
-             file ? file->path().c_str() : "?", printable(name).c_str(), safetensors_dtype_name(dtype));
+        fail(
+            "%s: tensor '%s' has dtype %s, which does not convert to f32 (float types: F32, F16, BF16, "
+            "F8_E4M3, F8_E5M2, F64)",
+            file ? file->path().c_str() : "?", printable(name).c_str(), safetensors_dtype_name(dtype));
     }
     if (count == 0) return;
     const size_t n = size_t(count);
@@ -333,7 +346,8 @@ void SafetensorsFile::parse() {
         }
         const std::string shown = printable(key);
         const char* tname = shown.c_str();
-        if (!value.is_object()) fail("%s: tensor '%s': entry is not a JSON object (it is %s)", file, tname, value.type_name());
+        if (!value.is_object())
+            fail("%s: tensor '%s': entry is not a JSON object (it is %s)", file, tname, value.type_name());
 
         SafetensorsTensor t;
         t.file = this;
@@ -353,7 +367,8 @@ void SafetensorsFile::parse() {
         if (shape_it->size() > kMaxRank)
             fail("%s: tensor '%s': shape has %zu dimensions (at most %zu)", file, tname, shape_it->size(), kMaxRank);
         for (const auto& d : *shape_it) {
-            if (!d.is_number_integer()) fail("%s: tensor '%s': shape has a dimension that is not an integer", file, tname);
+            if (!d.is_number_integer())
+                fail("%s: tensor '%s': shape has a dimension that is not an integer", file, tname);
             if (d.is_number_unsigned()) {
                 const uint64_t u = d.get<uint64_t>();
                 if (u > uint64_t(std::numeric_limits<int64_t>::max()))
@@ -382,13 +397,14 @@ void SafetensorsFile::parse() {
         for (const auto& o : offsets) {
             if (!o.is_number_integer()) fail("%s: tensor '%s': \"data_offsets\" holds a non-integer", file, tname);
             if (!o.is_number_unsigned())
-                fail("%s: tensor '%s': \"data_offsets\" holds a negative offset %" PRId64, file, tname, o.get<int64_t>());
+                fail("%s: tensor '%s': \"data_offsets\" holds a negative offset %" PRId64, file, tname,
+                     o.get<int64_t>());
         }
         t.begin = offsets[0].get<uint64_t>();
         t.end = offsets[1].get<uint64_t>();
         if (t.end < t.begin) {
-            fail("%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] end before they begin", file, tname,
-                 t.begin, t.end);
+            fail("%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] end before they begin", file, tname, t.begin,
+                 t.end);
         }
         uint64_t need;
         const bool too_big = __builtin_mul_overflow(uint64_t(n), uint64_t(safetensors_dtype_size(t.dtype)), &need);
