@@ -31,7 +31,9 @@ TEST_CASE("safetensors dtype table: names, sizes, float and GGUF types") {
     const std::vector<std::pair<const char*, size_t>> expected = {
         {"BOOL", 1}, {"U8", 1},   {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1}, {"I16", 2}, {"U16", 2},
         {"F16", 2},  {"BF16", 2}, {"I32", 4}, {"U32", 4},     {"F32", 4},     {"I64", 8},     {"U64", 8}, {"F64", 8}};
-    for (const auto& [name, size] : expected) {
+    for (const auto& entry : expected) {
+        const char* name = entry.first;
+        const size_t size = entry.second;
         CAPTURE(name);
         auto t = safetensors_dtype_from_name(name);
         REQUIRE(t.has_value());
@@ -356,7 +358,9 @@ TEST_CASE("safetensors fuzz seeds are valid files and match the committed corpus
     if (const char* out = std::getenv("MOELITE_WRITE_SAFETENSORS_SEEDS"); out && *out) {
         for (const auto& [name, bytes] : fuzz_seeds()) write_file(fs::path(out) / name, bytes);
     }
-    for (const auto& [name, bytes] : fuzz_seeds()) {
+    for (const auto& seed : fuzz_seeds()) {
+        const std::string& name = seed.first;
+        const std::string& bytes = seed.second;
         CAPTURE(name);
         CHECK(fuzz::exercise_safetensors(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
         CHECK_MESSAGE(

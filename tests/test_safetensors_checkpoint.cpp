@@ -277,11 +277,12 @@ std::map<std::string, int> check_fixture(const std::string& name, size_t expecte
         const json weight_map = read_json(dir / "model.safetensors.index.json").at("weight_map");
         CHECK(weight_map.size() == c.size());
         std::set<std::string> shards;
-        for (const auto& [tensor, shard] : weight_map.items()) {
+        for (auto it = weight_map.begin(); it != weight_map.end(); ++it) {
+            const std::string tensor = it.key(), shard = it->get<std::string>();
             const SafetensorsTensor* t = c.find(tensor);
             REQUIRE_MESSAGE(t, tensor);
-            CHECK(fs::path(t->file->path()).filename() == shard.get<std::string>());
-            shards.insert(shard.get<std::string>());
+            CHECK(fs::path(t->file->path()).filename() == shard);
+            shards.insert(shard);
         }
         CHECK(c.shard_count() == shards.size());
     } else {
