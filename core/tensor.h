@@ -52,6 +52,8 @@ enum class Op : uint8_t {
     Cont,
     Cpy,
     FlashAttn,
+    SumRows,
+    Div,
     Count,
 };
 
@@ -62,6 +64,7 @@ enum TensorFlag : uint32_t {
     kTensorInput = 1u << 0,   // filled by the caller before compute
     kTensorOutput = 1u << 1,  // read by the caller after compute: never reused by the planner
     kTensorWeight = 1u << 2,  // model weight: lives in a weight buffer, never planned
+    kTensorPlanned = 1u << 3, // data was set by a memory plan's bind (core/planner.h): planned again on a re-plan
 };
 
 struct Tensor {
