@@ -2,6 +2,7 @@
 // scripts. The prompt is used as is (BOS added when the model asks), or with
 // --chat rendered through the model's chat template as one user message.
 // Text streams to stdout; --json prints one JSON object at the end instead.
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -26,6 +27,7 @@ int run_run(int argc, char** argv) {
         "chat", "render the prompt as a user message with the model's chat template")(
         "ignore-eos", "keep generating past end-of-generation tokens")(
         "system", "system prompt (with --chat)", cxxopts::value<std::string>()->default_value(""))(
+        "expert-stats", "print how often each expert of each MoE layer was chosen")(
         "json", "print one JSON object with the text, tokens and timings")("h,help", "show this help");
     auto args = opts.parse(argc, argv);
     if (args.count("help")) {
@@ -69,6 +71,9 @@ int run_run(int argc, char** argv) {
         });
     }
     const SessionStats& st = session.stats();
+    const ExpertStats& es = session.expert_stats();
+    const bool expert_stats = args.count("expert-stats") > 0 && es.n_expert() > 0;
+    if (args.count("expert-stats") && es.n_expert() == 0) fail("%s has no experts", lm.model->path().c_str());
     if (json) {
         nlohmann::json out = {{"text", r.text},
                               {"answer", answer},
@@ -79,9 +84,32 @@ int run_run(int argc, char** argv) {
                               {"prompt_seconds", st.prompt_seconds},
                               {"generated_tokens", st.decode_tokens},
                               {"generation_seconds", st.decode_seconds}};
+        if (expert_stats) {
+            nlohmann::json layers = nlohmann::json::array();
+            for (int64_t l = 0; l < es.n_layer(); ++l) {
+                std::vector<uint64_t> counts;
+                for (int64_t e = 0; e < es.n_expert(); ++e) counts.push_back(es.count(l, e));
+                layers.push_back(counts);
+            }
+            out["expert_counts"] = layers;
+        }
         std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
         std::printf("\n");
+        if (expert_stats) {
+            // One line per MoE layer: the experts by use, most used first.
+            std::fprintf(stderr, "expert use (layer: expert x count, most used first):\n");
+            for (int64_t l = 0; l < es.n_layer(); ++l) {
+                std::vector<std::pair<uint64_t, int64_t>> order;
+                for (int64_t e = 0; e < es.n_expert(); ++e)
+                    if (es.count(l, e)) order.push_back({es.count(l, e), e});
+                if (order.empty()) continue;
+                std::sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+                std::fprintf(stderr, "  %3lld:", (long long)l);
+                for (const auto& [c, e] : order) std::fprintf(stderr, " %lldx%llu", (long long)e, (unsigned long long)c);
+                std::fprintf(stderr, "  (%zu of %lld used)\n", order.size(), (long long)es.n_expert());
+            }
+        }
     }
     return 0;
 }
