@@ -18,6 +18,7 @@
 
 #include "apps/commands.h"
 #include "core/error.h"
+#include "models/model.h"
 #include "models/tokenizer.h"
 
 namespace moelite::app {
@@ -111,23 +112,27 @@ int run_tokenize(int argc, char** argv) {
         std::printf("%s\n", options.help().c_str());
         return 0;
     }
-    if (args.count("model")) {
-        fail(
-            "-m/--model: reading the tokenizer from a GGUF file is not yet supported (the GGUF reader has not "
-            "landed); use --tokenizer tokenizer.json");
-    }
-    if (!args.count("tokenizer")) fail("--tokenizer tokenizer.json is required");
+    if (args.count("model") == args.count("tokenizer"))
+        fail("give either -m FILE.gguf or --tokenizer tokenizer.json");
     if (args.count("text") == args.count("file")) fail("give either TEXT or --file F");
 
-    const std::string path = args["tokenizer"].as<std::string>();
-    std::string config;
-    if (args.count("config")) {
-        config = args["config"].as<std::string>();
+    std::optional<Tokenizer> loaded;
+    if (args.count("model")) {
+        const std::string path = args["model"].as<std::string>();
+        loaded = tokenizer_from_gguf(*GgufFile::open(path));
+        if (!loaded) fail("%s: the file has no tokenizer (tokenizer.ggml.model is \"none\")", path.c_str());
     } else {
-        const auto sibling = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
-        if (std::filesystem::exists(sibling)) config = sibling.string();
+        const std::string path = args["tokenizer"].as<std::string>();
+        std::string config;
+        if (args.count("config")) {
+            config = args["config"].as<std::string>();
+        } else {
+            const auto sibling = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
+            if (std::filesystem::exists(sibling)) config = sibling.string();
+        }
+        loaded = Tokenizer::from_hf_files(path, config);
     }
-    const Tokenizer tokenizer = Tokenizer::from_hf_files(path, config);
+    const Tokenizer& tokenizer = *loaded;
     const std::string input =
         args.count("file") ? read_input(args["file"].as<std::string>()) : args["text"].as<std::string>();
     const bool as_json = args.count("json") > 0;

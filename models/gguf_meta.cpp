@@ -61,4 +61,22 @@ void write_model_metadata(GgufWriter& w, const HParams& hp, const std::string& n
     }
 }
 
+void write_tokenizer_metadata(GgufWriter& w, const TokenizerMetadata& t) {
+    w.add("tokenizer.ggml.model", t.model);
+    if (!t.pre.empty()) w.add("tokenizer.ggml.pre", t.pre);
+    w.add("tokenizer.ggml.tokens", t.tokens);
+    if (!t.token_types.empty()) w.add("tokenizer.ggml.token_type", t.token_types);
+    w.add("tokenizer.ggml.merges", t.merges);
+    auto id = [&](const char* key, int32_t v) {
+        if (v >= 0) w.add(key, uint32_t(v));
+    };
+    id("tokenizer.ggml.bos_token_id", t.bos_id);
+    id("tokenizer.ggml.eos_token_id", t.eos_id);
+    id("tokenizer.ggml.eot_token_id", t.eot_id);
+    id("tokenizer.ggml.padding_token_id", t.pad_id);
+    if (t.add_bos) w.add("tokenizer.ggml.add_bos_token", *t.add_bos);
+    if (t.add_eos) w.add("tokenizer.ggml.add_eos_token", *t.add_eos);
+    if (!t.chat_template.empty()) w.add("tokenizer.chat_template", t.chat_template);
+}
+
 }  // namespace moelite

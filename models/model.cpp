@@ -160,6 +160,38 @@ HParams hparams_from_gguf(const GgufFile& f) {
     return hp;
 }
 
+std::optional<Tokenizer> tokenizer_from_gguf(const GgufFile& f) {
+    const std::string model = f.opt_string("tokenizer.ggml.model").value_or("none");
+    if (model == "none") return std::nullopt;
+    if (model != "gpt2")
+        fail("%s: tokenizer model '%s' is not supported (only byte-level BPE, \"gpt2\")", f.path().c_str(),
+             model.c_str());
+    TokenizerMetadata md;
+    md.model = model;
+    md.pre = f.opt_string("tokenizer.ggml.pre").value_or("default");
+    md.tokens = f.get_array<std::string>("tokenizer.ggml.tokens");
+    if (const GgufValue* types = f.find("tokenizer.ggml.token_type")) {
+        (void)types;
+        for (int64_t t : f.get_int_array("tokenizer.ggml.token_type")) md.token_types.push_back(int32_t(t));
+    }
+    if (f.has("tokenizer.ggml.merges")) md.merges = f.get_array<std::string>("tokenizer.ggml.merges");
+    auto id = [&](const char* key) -> int32_t {
+        auto v = f.opt_i64(key);
+        if (!v) return -1;
+        if (*v < 0 || *v >= int64_t(md.tokens.size()))
+            fail("%s: %s = %lld is outside the vocabulary", f.path().c_str(), key, (long long)*v);
+        return int32_t(*v);
+    };
+    md.bos_id = id("tokenizer.ggml.bos_token_id");
+    md.eos_id = id("tokenizer.ggml.eos_token_id");
+    md.eot_id = id("tokenizer.ggml.eot_token_id");
+    md.pad_id = id("tokenizer.ggml.padding_token_id");
+    md.add_bos = f.opt_bool("tokenizer.ggml.add_bos_token");
+    md.add_eos = f.opt_bool("tokenizer.ggml.add_eos_token");
+    md.chat_template = f.opt_string("tokenizer.chat_template").value_or("");
+    return Tokenizer::from_metadata(md, f.path());
+}
+
 std::shared_ptr<const Model> Model::load(const std::string& path, Backend& host) {
     std::shared_ptr<Model> m(new Model());
     m->file_ = GgufFile::open(path);
@@ -168,6 +200,10 @@ std::shared_ptr<const Model> Model::load(const std::string& path, Backend& host)
     const HParams& hp = m->hp_;
     m->layers_.resize(size_t(hp.n_layer));
     if (auto t = f.opt_string("tokenizer.chat_template")) m->chat_template_ = *t;
+    m->tokenizer_ = tokenizer_from_gguf(f);
+    if (m->tokenizer_ && int64_t(m->tokenizer_->vocab_size()) > hp.n_vocab)
+        fail("%s: the tokenizer has %zu tokens but the model only %lld logits", path.c_str(),
+             size_t(m->tokenizer_->vocab_size()), (long long)hp.n_vocab);
 
     // The whole mapping is one host buffer; weights are views into it.
     m->buffer_ = host.wrap_host_memory(const_cast<uint8_t*>(f.file_data()), f.file_size());

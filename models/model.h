@@ -11,12 +11,14 @@
 #include <array>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "backends/backend.h"
 #include "core/gguf.h"
 #include "models/arch.h"
+#include "models/tokenizer.h"
 
 namespace moelite {
 
@@ -42,6 +44,9 @@ public:
     size_t weight_bytes() const { return weight_bytes_; }
 
     const std::string& chat_template() const { return chat_template_; }
+    // The tokenizer stored in the file, or nullptr for a vocab-less model
+    // (tokenizer.ggml.model = "none"), which runs on token ids only.
+    const Tokenizer* tokenizer() const { return tokenizer_ ? &*tokenizer_ : nullptr; }
     // A short description: "qwen2 1.5B q4_K" style, for banners and bench.
     std::string description() const;
 
@@ -56,6 +61,11 @@ private:
     std::vector<std::array<Tensor*, size_t(TensorRole::Count)>> layers_;
     size_t weight_bytes_ = 0;
     std::string chat_template_;
+    std::optional<Tokenizer> tokenizer_;
 };
+
+// The tokenizer of a GGUF file (tokenizer.ggml.*), or nullopt when the file
+// has none. Unsupported tokenizer models are an Error naming the file.
+std::optional<Tokenizer> tokenizer_from_gguf(const GgufFile& file);
 
 }  // namespace moelite

@@ -16,6 +16,8 @@
 
 #include "core/error.h"
 #include "models/pretokenizer.h"
+#include "core/gguf_writer.h"
+#include "models/gguf_meta.h"
 #include "models/tokenizer.h"
 #include "models/unicode.h"
 #include "tests/test_util.h"
@@ -506,8 +508,27 @@ TEST_CASE("tokenizer: fixtures: moelite tokenize prints the ids of a case") {
                                        &output) == 0);
     CHECK(output == c["decode"].get<std::string>());
 
-    // -m is not available until the GGUF reader lands: a clear error, not a crash.
+    // -m reads the same tokenizer from a GGUF file's metadata.
+    {
+        const std::string gguf = (tmp / "tok.gguf").string();
+        const moelite::Tokenizer tok = moelite::Tokenizer::from_hf_files((dir / "tokenizer.json").string());
+        moelite::GgufWriter w(gguf);
+        w.add("general.architecture", std::string("qwen2"));
+        moelite::write_tokenizer_metadata(w, tok.to_metadata());
+        w.finish();
+        std::string from_gguf;
+        CHECK(moelite::test::run_command(moelite::test::moelite_binary().string() + " tokenize --json -m " + gguf +
+                                             " --file " + (tmp / "in.txt").string(),
+                                         &from_gguf) == 0);
+        std::string from_json;
+        CHECK(moelite::test::run_command(moelite::test::moelite_binary().string() + " tokenize --json --tokenizer " +
+                                             (dir / "tokenizer.json").string() + " --file " +
+                                             (tmp / "in.txt").string(),
+                                         &from_json) == 0);
+        CHECK(from_gguf == from_json);
+    }
+    // A file without a tokenizer: a clear error, not a crash.
     CHECK(moelite::test::run_command(moelite::test::moelite_binary().string() + " tokenize -m x.gguf hi", &output) ==
           1);
-    CHECK(output.find("not yet") != std::string::npos);
+    CHECK(output.find("x.gguf") != std::string::npos);
 }
