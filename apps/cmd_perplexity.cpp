@@ -1,6 +1,9 @@
 // `moelite perplexity -m FILE (-f text.txt | --tokens-file F) [--ctx N] [--chunks K]`:
 // perplexity as llama.cpp's perplexity tool measures it (models/perplexity.h),
 // the running value after each chunk and the final estimate with its error.
+// A text is tokenized with the model's own tokenizer (BOS at the start of
+// every chunk when the model adds one); --tokens-file takes ids as they are
+// (no BOS added), and works with vocab-less models too.
 //
 // KL divergence, in two runs:
 //   moelite perplexity -m ref.gguf -f text.txt --kl-divergence-base ref.logprobs
@@ -8,8 +11,12 @@
 //   moelite perplexity -m quant.gguf --kl-divergence --kl-divergence-base ref.logprobs
 //     evaluates the saved tokens again with another model and reports both
 //     perplexities, the KL divergence and how often the top token agrees.
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -25,6 +32,14 @@ namespace moelite::app {
 namespace {
 
 constexpr int64_t kDefaultCtx = 512;
+
+std::string read_text_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail("%s: cannot open: %s", path.c_str(), std::strerror(errno));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) fail("%s: cannot read", path.c_str());
+    return text;
+}
 
 void print_progress(const PerplexityProgress& p, bool kld) {
     if (kld) {
@@ -115,9 +130,11 @@ int run_perplexity(int argc, char** argv) {
     if (kld_mode && (args.count("file") || args.count("tokens-file")))
         fail("--kl-divergence evaluates the tokens saved in the reference file: drop -f/--tokens-file");
 
-    // Read the input before loading the model: a missing file fails fast.
+    // Read token ids before loading the model: a missing file fails fast.
     std::vector<int32_t> tokens;
     if (args.count("tokens-file")) tokens = read_token_file(args["tokens-file"].as<std::string>());
+    if (args.count("file") && !std::ifstream(args["file"].as<std::string>()))
+        fail("%s: cannot open: %s", args["file"].as<std::string>().c_str(), std::strerror(errno));
 
     LoadedModel lm = load_model(args);
     PerplexityOptions po;
@@ -127,9 +144,15 @@ int run_perplexity(int argc, char** argv) {
     po.n_chunks = args["chunks"].as<int64_t>();
     if (po.n_chunks < 0) fail("--chunks must not be negative");
     if (args.count("file")) {
-        fail("%s: reading a text needs the model's tokenizer, which this build cannot load yet; give token ids "
-             "with --tokens-file",
-             args["file"].as<std::string>().c_str());
+        // As llama.cpp: the file's bytes tokenized whole, BOS first when the
+        // model adds one, special-token text left as text; each chunk then
+        // starts with BOS.
+        const std::string path = args["file"].as<std::string>();
+        const Tokenizer* tok = lm.model->tokenizer();
+        if (!tok) fail("%s has no tokenizer: give token ids with --tokens-file", lm.model->path().c_str());
+        tokens = tok->encode(read_text_file(path), tok->add_bos(), false);
+        if (tok->add_bos() && tok->bos_id() >= 0) po.bos_id = tok->bos_id();
+        if (!json) std::fprintf(stderr, "moelite perplexity: %s: %zu tokens\n", path.c_str(), tokens.size());
     }
 
     const auto progress = [&](const PerplexityProgress& p) {

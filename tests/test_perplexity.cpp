@@ -294,3 +294,42 @@ TEST_CASE("moelite perplexity: running values and the final estimate; the KL mod
                       &out) == 1);
     CHECK(contains(out, "context of 32"));
 }
+
+TEST_CASE("moelite perplexity -f: the text through the model's tokenizer, BOS at the start of every chunk") {
+    TempDir dir;
+    const std::string path = (dir / "tok.gguf").string();
+    SynthOptions so;
+    so.type = DType::F32;
+    so.tokenizer = synth_demo_tokenizer();
+    const int64_t n_vocab = int64_t(so.tokenizer->tokens.size());
+    synth_write_model(path, tiny(n_vocab), so);
+    const std::string text = "The quick brown fox jumps over the lazy dog; <think> is only text here.\n"
+                             "Pack my box with five dozen liquor jugs.\n";
+    std::ofstream((dir / "text.txt").string(), std::ios::binary) << text;
+
+    std::string out;
+    REQUIRE(run_command(moelite_binary().string() + " perplexity -m " + path + " -f " + (dir / "text.txt").string() +
+                            " -c 32 -t 1 --json 2>/dev/null",
+                        &out) == 0);
+    const auto j = nlohmann::json::parse(out);
+
+    CpuBackend cpu(CpuBackendOptions{1, std::nullopt});
+    auto model = Model::load(path, cpu);
+    const Tokenizer* tok = model->tokenizer();
+    REQUIRE(tok != nullptr);
+    const std::vector<int32_t> tokens = tok->encode(text, tok->add_bos(), false);
+    PerplexityOptions po;
+    po.n_ctx = 32;
+    po.bos_id = tok->add_bos() ? tok->bos_id() : -1;
+    const PerplexityResult r = compute_perplexity(model, cpu, tokens, po);
+    CHECK(j["n_chunks"] == int64_t(tokens.size()) / 32);
+    CHECK(j["count"] == r.count);
+    CHECK(j["ppl"].get<double>() == doctest::Approx(r.ppl).epsilon(1e-6));
+
+    // A model without a tokenizer cannot read text.
+    const std::string bare = write_model(dir, "bare.gguf", 1);
+    CHECK(run_command(moelite_binary().string() + " perplexity -m " + bare + " -f " + (dir / "text.txt").string() +
+                          " -c 32",
+                      &out) == 1);
+    CHECK(contains(out, "no tokenizer"));
+}
