@@ -6,10 +6,11 @@
 # the ratios (moelite / llama.cpp), decode as a fraction of the bandwidth
 # roofline for both, and the peak RSS of both.
 #
-# The roofline is bandwidth / bytes read per generated token (models/bench.h);
-# the bandwidth is measured once here by `moelite bench --bandwidth` with the
-# same thread count, and handed to every moelite run (--bandwidth-gbs), so the
-# probe's buffer is not in moelite's peak RSS.
+# The roofline is bandwidth / bytes read per generated token (models/bench.h).
+# The bandwidth is probed by `moelite bench --bandwidth` (same thread count) in
+# its own process before each file, so the probe's buffer is not in moelite's
+# peak RSS; the table uses the best probe of the run (on a shared machine a
+# probe taken while others load it reads low), and lists them all.
 #
 # usage: LLAMA_CPP_BIN=/path/to/llama.cpp/build/bin bench/compare-llama.sh [BUILD]
 # environment: THREADS (2), PROMPT (512), GEN (128), REPS (3); MODELS: a
@@ -35,14 +36,17 @@ mkdir -p "$BENCH_DIR"
 out=$BENCH_DIR/compare-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
 
-"$MOELITE" bench --bandwidth -t "$THREADS" --json >"$out/bandwidth.json"
-bw=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bandwidth_gbs"])' "$out/bandwidth.json")
-echo "read bandwidth: $bw GB/s with $THREADS threads" >&2
+probe() {
+    "$MOELITE" bench --bandwidth -t "$THREADS" --json |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["bandwidth_gbs"])' | tee -a "$out/bandwidth"
+}
 
 for line in "${BENCH_MODELS[@]}"; do
     read -r name _ <<<"$line"
     if [[ -n "${MODELS:-}" && " $MODELS " != *" $name "* ]]; then continue; fi
     f=$(ensure_bench_model "$MOELITE" "$BENCH_DIR" "$line")
+    bw=$(probe)
+    echo "read bandwidth now: $bw GB/s with $THREADS threads" >&2
     echo "llama-bench $name ..." >&2
     /usr/bin/time -v -o "$out/$name.llama.time" \
         "$LLAMA_BENCH" -m "$f" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r "$REPS" -o json \
@@ -55,11 +59,14 @@ for line in "${BENCH_MODELS[@]}"; do
         echo "  moelite bench failed on $name (see $out/$name.moelite.log)" >&2
     echo "$name" >>"$out/files"
 done
+probe >/dev/null
 
-python3 - "$out" "$THREADS" "$bw" <<'PY'
+python3 - "$out" "$THREADS" <<'PY'
 import json, os, re, sys
 
-out, threads, bw = sys.argv[1], sys.argv[2], float(sys.argv[3])
+out, threads = sys.argv[1], sys.argv[2]
+probes = [float(x) for x in open(os.path.join(out, "bandwidth")).read().split()]
+bw = max(probes)
 
 def load(path):
     try:
@@ -99,14 +106,15 @@ def mib(x):
 
 names = open(os.path.join(out, "files")).read().split()
 isa = "?"
-print(f"threads: {threads}; read bandwidth {bw:.2f} GB/s (moelite bench --bandwidth); ratios are moelite / llama.cpp\n")
+print(f"threads: {threads}; read bandwidth {bw:.2f} GB/s, the best of {len(probes)} probes "
+      f"({', '.join(f'{p:.1f}' for p in probes)} GB/s); ratios are moelite / llama.cpp\n")
 print("| file | llama.cpp pp | llama.cpp tg | moelite pp | moelite tg | pp ratio | tg ratio "
       "| tg roofline (moelite) | tg roofline (llama.cpp) | peak RSS llama.cpp | peak RSS moelite |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name in names:
     lpp, ltg = rates(load(os.path.join(out, f"{name}.llama.json")))
     mpp, mtg = rates(load(os.path.join(out, f"{name}.moelite.json")))
-    roof = mtg.get("roofline_ts") if mtg else None
+    roof = bw * 1e9 / mtg["bytes_per_token"] if mtg and mtg.get("bytes_per_token") else None
     if mtg:
         isa = mtg.get("isa", isa)
     print(f"| {name} | {ts(lpp)} | {ts(ltg)} | {ts(mpp)} | {ts(mtg)} | {ratio(mpp, lpp)} | {ratio(mtg, ltg)} "

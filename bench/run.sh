@@ -23,13 +23,11 @@ mkdir -p "$BENCH_DIR"
 files=()
 for line in "${BENCH_MODELS[@]}"; do files+=("$(ensure_bench_model "$MOELITE" "$BENCH_DIR" "$line")"); done
 
-# One bandwidth measurement for every file, so their roofline fractions share a denominator.
-bw_json=$("$MOELITE" bench --bandwidth -t "$THREADS" --json)
-bw=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["bandwidth_gbs"])' <<<"$bw_json")
-printf 'moelite bench: %s threads, pp%s, tg%s, %s repetitions; read bandwidth %.2f GB/s (%s threads)\n\n' \
-    "$THREADS" "$PROMPT" "$GEN" "$REPS" "$bw" "$THREADS"
+# Each run probes the read bandwidth itself, just before its tests: on a
+# shared machine the bandwidth available changes from minute to minute.
+printf 'moelite bench: %s threads, pp%s, tg%s, %s repetitions\n\n' "$THREADS" "$PROMPT" "$GEN" "$REPS"
 for f in "${files[@]}"; do
     echo "### $(basename "$f")"
-    "$MOELITE" bench -m "$f" -t "$THREADS" -p "$PROMPT" -n "$GEN" -r "$REPS" --bandwidth-gbs "$bw"
+    "$MOELITE" bench -m "$f" -t "$THREADS" -p "$PROMPT" -n "$GEN" -r "$REPS"
     echo
 done
