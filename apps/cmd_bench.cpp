@@ -9,11 +9,10 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
-#include <string>
-#include <vector>
-
 #include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "apps/commands.h"
 #include "apps/common.h"
@@ -45,11 +44,11 @@ std::string utc_now() {
 }
 
 void print_table_header() {
-    std::printf("| %-30s | %10s | %10s | %-10s | %7s | %15s | %20s |\n", "model", "size", "params", "backend", "threads",
-                "test", "t/s");
-    std::printf("| %s | %s: | %s: | %s | %s: | %s: | %s: |\n", std::string(30, '-').c_str(), std::string(9, '-').c_str(),
-                std::string(9, '-').c_str(), std::string(10, '-').c_str(), std::string(6, '-').c_str(),
-                std::string(14, '-').c_str(), std::string(19, '-').c_str());
+    std::printf("| %-30s | %10s | %10s | %-10s | %7s | %15s | %20s |\n", "model", "size", "params", "backend",
+                "threads", "test", "t/s");
+    std::printf("| %s | %s: | %s: | %s | %s: | %s: | %s: |\n", std::string(30, '-').c_str(),
+                std::string(9, '-').c_str(), std::string(9, '-').c_str(), std::string(10, '-').c_str(),
+                std::string(6, '-').c_str(), std::string(14, '-').c_str(), std::string(19, '-').c_str());
 }
 
 int run_bench(int argc, char** argv) {
@@ -62,11 +61,11 @@ int run_bench(int argc, char** argv) {
         "json", "print a JSON array of one object per test")(
         "bandwidth", "only measure the memory read bandwidth (-m is not needed, and ignored)")(
         "bandwidth-mib", "buffer of the bandwidth probe, MiB", cxxopts::value<int64_t>()->default_value("1024"))(
-        "bandwidth-gbs", "use this read bandwidth (GB/s, measured earlier with --bandwidth and the same -t) "
+        "bandwidth-gbs",
+        "use this read bandwidth (GB/s, measured earlier with --bandwidth and the same -t) "
         "instead of probing: keeps the probe's buffer out of this run's peak RSS",
-        cxxopts::value<double>())(
-        "seed", "seed of the random tokens", cxxopts::value<uint64_t>()->default_value("1234"))(
-        "h,help", "show this help");
+        cxxopts::value<double>())("seed", "seed of the random tokens",
+                                  cxxopts::value<uint64_t>()->default_value("1234"))("h,help", "show this help");
     auto args = opts.parse(argc, argv);
     if (args.count("help")) {
         std::printf("%s\n", opts.help().c_str());
@@ -88,8 +87,8 @@ int run_bench(int argc, char** argv) {
         if (threads == 0) threads = ThreadPool::default_threads();
         const BandwidthResult bw = measure_read_bandwidth(threads, bw_bytes);
         if (json) {
-            nlohmann::ordered_json j = {{"test", "bandwidth"},       {"n_threads", bw.n_threads},
-                                        {"buffer_bytes", bw.bytes}, {"runs", bw.runs},
+            nlohmann::ordered_json j = {{"test", "bandwidth"},          {"n_threads", bw.n_threads},
+                                        {"buffer_bytes", bw.bytes},     {"runs", bw.runs},
                                         {"bandwidth_gbs", bw.gb_per_s}, {"test_time", utc_now()}};
             std::printf("%s\n", j.dump(2).c_str());
         } else {

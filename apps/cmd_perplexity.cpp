@@ -15,13 +15,12 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <cxxopts.hpp>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <cxxopts.hpp>
-#include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
 #include "apps/common.h"
@@ -53,8 +52,8 @@ void print_progress(const PerplexityProgress& p, bool kld) {
 }
 
 nlohmann::ordered_json ppl_json(const PerplexityResult& r) {
-    return {{"ppl", r.ppl},         {"ppl_error", r.ppl_error}, {"mean_nll", r.mean_nll},
-            {"n_ctx", r.n_ctx},     {"n_chunks", r.n_chunks},   {"count", r.count}};
+    return {{"ppl", r.ppl},     {"ppl_error", r.ppl_error}, {"mean_nll", r.mean_nll},
+            {"n_ctx", r.n_ctx}, {"n_chunks", r.n_chunks},   {"count", r.count}};
 }
 
 void print_kld(const KldResult& r, bool json) {
@@ -109,13 +108,14 @@ int run_perplexity(int argc, char** argv) {
         "kl-divergence-base", "reference log-probabilities: written, or with --kl-divergence read",
         cxxopts::value<std::string>())("kl-divergence", "compare with the reference in --kl-divergence-base")(
         "kl-divergence-type", "value type of a written reference: f16 or f32",
-        cxxopts::value<std::string>()->default_value("f16"))("json", "print the result as JSON")(
-        "h,help", "show this help");
+        cxxopts::value<std::string>()->default_value("f16"))("json", "print the result as JSON")("h,help",
+                                                                                                 "show this help");
     auto args = opts.parse(argc, argv);
     if (args.count("help")) {
-        std::printf("%s\nThe context (--ctx) defaults to %lld tokens per chunk; the second half of each chunk "
-                    "is scored.\n",
-                    opts.help().c_str(), (long long)kDefaultCtx);
+        std::printf(
+            "%s\nThe context (--ctx) defaults to %lld tokens per chunk; the second half of each chunk "
+            "is scored.\n",
+            opts.help().c_str(), (long long)kDefaultCtx);
         return 0;
     }
     const bool json = args.count("json") > 0;

@@ -28,10 +28,18 @@ double stddev_of(const std::vector<double>& values) {
     return std::sqrt(sq / double(values.size() - 1));
 }
 
-double BenchResult::avg_ns() const { return mean_of(samples_ns); }
-double BenchResult::stddev_ns() const { return stddev_of(samples_ns); }
-double BenchResult::avg_ts() const { return mean_of(samples_ts); }
-double BenchResult::stddev_ts() const { return stddev_of(samples_ts); }
+double BenchResult::avg_ns() const {
+    return mean_of(samples_ns);
+}
+double BenchResult::stddev_ns() const {
+    return stddev_of(samples_ns);
+}
+double BenchResult::avg_ts() const {
+    return mean_of(samples_ts);
+}
+double BenchResult::stddev_ts() const {
+    return stddev_of(samples_ts);
+}
 
 namespace {
 
@@ -117,7 +125,8 @@ size_t decode_bytes_per_token(const Model& model) {
             if (tr == TensorRole::TokenEmbd && !hp.tied_embeddings) {
                 b = t->row_bytes();  // get_rows reads the one row of the token
             } else if ((tr == TensorRole::FfnGateExps || tr == TensorRole::FfnUpExps ||
-                        tr == TensorRole::FfnDownExps) && hp.n_expert > 0) {
+                        tr == TensorRole::FfnDownExps) &&
+                       hp.n_expert > 0) {
                 // [in, out, n_expert]: one token reads n_expert_used of the experts.
                 const int64_t used = std::clamp<int64_t>(hp.n_expert_used, 1, hp.n_expert);
                 b = b / size_t(hp.n_expert) * size_t(used);
@@ -194,7 +203,8 @@ BandwidthResult measure_read_bandwidth(int n_threads, size_t bytes, int runs) {
     // Word i holds i, so the total is known: checking it keeps the reads from
     // being optimised away and proves every word was read.
     const size_t n = job.n_words;
-    const uint64_t expected = n % 2 == 0 ? uint64_t(n / 2) * uint64_t(n - 1) : uint64_t(n) * uint64_t((n - 1) / 2);  // mod 2^64, as the sums wrap
+    const uint64_t expected = n % 2 == 0 ? uint64_t(n / 2) * uint64_t(n - 1)
+                                         : uint64_t(n) * uint64_t((n - 1) / 2);  // mod 2^64, as the sums wrap
 
     double best = 1e300;
     for (int run = 0; run < runs; ++run) {

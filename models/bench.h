@@ -33,11 +33,11 @@
 namespace moelite {
 
 struct BenchResult {
-    std::string test;               // "pp512", "tg128"
-    int64_t n_prompt = 0;           // tokens of the prompt test (0 for tg)
-    int64_t n_gen = 0;              // tokens of the generation test (0 for pp)
-    std::vector<double> samples_ns; // wall time of each measured run
-    std::vector<double> samples_ts; // tokens per second of each run
+    std::string test;                // "pp512", "tg128"
+    int64_t n_prompt = 0;            // tokens of the prompt test (0 for tg)
+    int64_t n_gen = 0;               // tokens of the generation test (0 for pp)
+    std::vector<double> samples_ns;  // wall time of each measured run
+    std::vector<double> samples_ts;  // tokens per second of each run
 
     double avg_ns() const;
     double stddev_ns() const;
@@ -50,8 +50,8 @@ double mean_of(const std::vector<double>& values);
 double stddev_of(const std::vector<double>& values);
 
 struct BenchOptions {
-    int repetitions = 3;   // measured runs after the warm-up
-    uint64_t seed = 1234;  // of the random tokens
+    int repetitions = 3;     // measured runs after the warm-up
+    uint64_t seed = 1234;    // of the random tokens
     SessionOptions session;  // n_batch and cache_type are used; n_ctx is set per test
 };
 

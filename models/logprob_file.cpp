@@ -1,10 +1,11 @@
 // The KL-divergence reference file; the format is described in logprob_file.h.
 #include "models/logprob_file.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <unistd.h>
 
 #include "core/error.h"
 #include "core/fp16.h"
@@ -19,8 +20,12 @@ constexpr int64_t kMaxVocab = int64_t(1) << 24;
 constexpr int64_t kMaxCtx = int64_t(1) << 24;
 
 // The host is little-endian (x86-64, arm64): fields are copied as they are.
-void put_u32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
-void put_u64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, 8); }
+void put_u32(uint8_t* p, uint32_t v) {
+    std::memcpy(p, &v, 4);
+}
+void put_u64(uint8_t* p, uint64_t v) {
+    std::memcpy(p, &v, 8);
+}
 uint32_t get_u32(const uint8_t* p) {
     uint32_t v;
     std::memcpy(&v, p, 4);
@@ -32,7 +37,9 @@ uint64_t get_u64(const uint8_t* p) {
     return v;
 }
 
-size_t value_bytes(LogprobType t) { return t == LogprobType::F16 ? 2 : 4; }
+size_t value_bytes(LogprobType t) {
+    return t == LogprobType::F16 ? 2 : 4;
+}
 
 }  // namespace
 
@@ -158,7 +165,8 @@ LogprobReader::~LogprobReader() {
 void LogprobReader::read_row(float* out) {
     const size_t n = size_t(header_.n_vocab);
     if (header_.type == LogprobType::F16) {
-        if (std::fread(half_.data(), 2, n, file_) != n) fail("%s: cannot read a row of log-probabilities", path_.c_str());
+        if (std::fread(half_.data(), 2, n, file_) != n)
+            fail("%s: cannot read a row of log-probabilities", path_.c_str());
         for (size_t i = 0; i < n; ++i) out[i] = fp16_to_fp32(half_[i]);
     } else {
         if (std::fread(out, 4, n, file_) != n) fail("%s: cannot read a row of log-probabilities", path_.c_str());

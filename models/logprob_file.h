@@ -43,7 +43,7 @@ struct LogprobHeader {
 // Writes a file through a temporary name; commit() renames it into place.
 // Destroyed without commit() (an error on the way), it removes the temporary.
 class LogprobWriter {
-public:
+  public:
     LogprobWriter(const std::string& path, const LogprobHeader& header, const std::vector<int32_t>& tokens);
     ~LogprobWriter();
     LogprobWriter(const LogprobWriter&) = delete;
@@ -53,7 +53,7 @@ public:
     void write_row(const float* logprobs);
     void commit();
 
-private:
+  private:
     void write(const void* data, size_t bytes);
 
     std::string path_, tmp_;
@@ -65,7 +65,7 @@ private:
 
 // Opens and validates a file (magic, version, sizes, tokens in range).
 class LogprobReader {
-public:
+  public:
     explicit LogprobReader(const std::string& path);
     ~LogprobReader();
     LogprobReader(const LogprobReader&) = delete;
@@ -77,7 +77,7 @@ public:
     // The next row, as floats (n_vocab of them).
     void read_row(float* out);
 
-private:
+  private:
     std::string path_;
     LogprobHeader header_;
     std::vector<int32_t> tokens_;

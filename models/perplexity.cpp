@@ -182,7 +182,7 @@ KldResult compute_kl_divergence(std::shared_ptr<const Model> model, Backend& bac
             base.read_row(lb.data());
             const double lse = log_sum_exp(x, n_vocab);
             const int32_t target = chunk[first + j + 1];
-            const double a = lse - double(x[target]);  // NLL of the model
+            const double a = lse - double(x[target]);      // NLL of the model
             const double b = -double(lb[size_t(target)]);  // NLL of the reference
             nll.add(a);
             nll_base.add(b);

@@ -69,10 +69,10 @@ PerplexityResult perplexity_from(const RunningMean& nll, int64_t n_ctx, int64_t 
 struct PerplexityProgress {
     int64_t chunk = 0;  // chunks done (1-based)
     int64_t n_chunks = 0;
-    double ppl = 0;        // running
-    double kld_mean = 0;   // running, KL mode only
-    double same_top = 0;   // running fraction, KL mode only
-    double seconds = 0;    // for the chunk just done
+    double ppl = 0;       // running
+    double kld_mean = 0;  // running, KL mode only
+    double same_top = 0;  // running fraction, KL mode only
+    double seconds = 0;   // for the chunk just done
 };
 using PerplexityCallback = std::function<void(const PerplexityProgress&)>;
 
@@ -86,14 +86,14 @@ PerplexityResult compute_perplexity(std::shared_ptr<const Model> model, Backend&
                                     const PerplexityCallback& progress = {});
 
 struct KldResult {
-    PerplexityResult ppl;       // of the model
-    PerplexityResult ppl_base;  // of the reference
+    PerplexityResult ppl;                               // of the model
+    PerplexityResult ppl_base;                          // of the reference
     double log_ppl_ratio = 0, log_ppl_ratio_error = 0;  // ln(PPL / PPL_base)
-    double log_ppl_correlation = 0;  // of the per-position NLLs of the two
+    double log_ppl_correlation = 0;                     // of the per-position NLLs of the two
     double kld_mean = 0, kld_error = 0;
-    std::vector<float> kld_sorted;  // per position, ascending (for percentiles)
+    std::vector<float> kld_sorted;            // per position, ascending (for percentiles)
     double same_top = 0, same_top_error = 0;  // fraction of positions with the same top token
-    double dp_mean = 0, dp_error = 0;  // mean of p_model(token) - p_base(token)
+    double dp_mean = 0, dp_error = 0;         // mean of p_model(token) - p_base(token)
     double dp_rms = 0;
 };
 

@@ -80,13 +80,16 @@ size_t expected_bytes_per_token(const std::string& path, const HParams& hp) {
     for (const auto& t : f->tensors()) {
         size_t b = t.nbytes;
         if (t.name == "token_embd.weight" && !hp.tied_embeddings) b = t.nbytes / size_t(t.ne[1]);
-        if (t.name.find("_exps.weight") != std::string::npos) b = t.nbytes / size_t(hp.n_expert) * size_t(hp.n_expert_used);
+        if (t.name.find("_exps.weight") != std::string::npos)
+            b = t.nbytes / size_t(hp.n_expert) * size_t(hp.n_expert_used);
         bytes += b;
     }
     return bytes;
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -173,7 +176,7 @@ TEST_CASE("bench: the bandwidth probe reads the buffer and returns a rate") {
     CHECK(bw.bytes == (size_t(8) << 20));
     CHECK(bw.n_threads == 2);
     CHECK(bw.runs == 2);
-    CHECK_THROWS_AS(measure_read_bandwidth(1, 1024, 1), Error);   // smaller than 1 MiB
+    CHECK_THROWS_AS(measure_read_bandwidth(1, 1024, 1), Error);  // smaller than 1 MiB
     CHECK_THROWS_AS(measure_read_bandwidth(1, size_t(8) << 20, 0), Error);
 }
 
@@ -181,16 +184,16 @@ TEST_CASE("moelite bench --json: one object per test with llama-bench's fields, 
     TempDir dir;
     const std::string path = write_model(dir, "tiny.gguf", tiny_dense());
     std::string out;
-    const std::string cmd = moelite_binary().string() + " bench -m " + path +
-                            " -p 16 -n 6 -r 2 -t 1 --bandwidth-mib 16 --json 2>/dev/null";
+    const std::string cmd =
+        moelite_binary().string() + " bench -m " + path + " -p 16 -n 6 -r 2 -t 1 --bandwidth-mib 16 --json 2>/dev/null";
     REQUIRE(run_command(cmd, &out) == 0);
     const auto j = nlohmann::json::parse(out);
     REQUIRE(j.is_array());
     REQUIRE(j.size() == 2);
     for (const auto& t : j) {
-        for (const char* field : {"model_filename", "model_type", "model_size", "model_n_params", "n_threads",
-                                  "n_prompt", "n_gen", "avg_ts", "stddev_ts", "avg_ns", "stddev_ns", "samples_ts",
-                                  "samples_ns", "isa", "backends", "test_time"})
+        for (const char* field :
+             {"model_filename", "model_type", "model_size", "model_n_params", "n_threads", "n_prompt", "n_gen",
+              "avg_ts", "stddev_ts", "avg_ns", "stddev_ns", "samples_ts", "samples_ns", "isa", "backends", "test_time"})
             CHECK_MESSAGE(t.contains(field), field);
         CHECK(t["n_threads"] == 1);
         CHECK(t["avg_ts"].get<double>() > 0);

@@ -11,9 +11,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <random>
-
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "backends/cpu/cpu_backend.h"
 #include "core/error.h"
@@ -84,7 +83,9 @@ double chunk_nll_sum(std::shared_ptr<const Model> model, Backend& cpu, const int
     return sum;
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
 
 std::string error_of(const std::function<void()>& f) {
     try {
@@ -123,12 +124,12 @@ TEST_CASE("perplexity: exp(mean NLL) of the scored halves, as computed from Sess
         PerplexityOptions po;
         po.n_ctx = n_ctx;
         std::vector<double> running;
-        const PerplexityResult r = compute_perplexity(model, cpu, tokens, po, "", LogprobType::F16,
-                                                      [&](const PerplexityProgress& p) {
-                                                          CHECK(p.n_chunks == 3);
-                                                          CHECK(p.chunk == int64_t(running.size()) + 1);
-                                                          running.push_back(p.ppl);
-                                                      });
+        const PerplexityResult r =
+            compute_perplexity(model, cpu, tokens, po, "", LogprobType::F16, [&](const PerplexityProgress& p) {
+                CHECK(p.n_chunks == 3);
+                CHECK(p.chunk == int64_t(running.size()) + 1);
+                running.push_back(p.ppl);
+            });
         CHECK(r.n_chunks == 3);
         REQUIRE(running.size() == 3);
         CHECK(running.back() == doctest::Approx(r.ppl));
@@ -165,8 +166,7 @@ TEST_CASE("KL divergence: a model against its own reference is ~0 with the same 
         const PerplexityResult ref = compute_perplexity(model, cpu, tokens, po, base, type);
         // The file is exactly header + tokens + scored rows.
         const size_t rows = size_t(2 * (32 - 1 - 16));
-        CHECK(std::filesystem::file_size(base) ==
-              48 + 2 * 32 * 4 + rows * 64 * (type == LogprobType::F16 ? 2 : 4));
+        CHECK(std::filesystem::file_size(base) == 48 + 2 * 32 * 4 + rows * 64 * (type == LogprobType::F16 ? 2 : 4));
         const KldResult k = compute_kl_divergence(model, cpu, base, PerplexityOptions{});
         CHECK(k.ppl.count == ref.count);
         CHECK(k.ppl.ppl == doctest::Approx(ref.ppl).epsilon(1e-5));
@@ -246,8 +246,7 @@ TEST_CASE("perplexity: bad inputs are Errors that say what is wrong") {
         const auto size = std::filesystem::file_size(base);
         std::filesystem::copy_file(base, dir / "cut");
         std::filesystem::resize_file(dir / "cut", size - 10);
-        CHECK(contains(error_of([&] { compute_kl_divergence(model, cpu, (dir / "cut").string(), {}); }),
-                       "truncated"));
+        CHECK(contains(error_of([&] { compute_kl_divergence(model, cpu, (dir / "cut").string(), {}); }), "truncated"));
     }
 }
 
@@ -263,9 +262,9 @@ TEST_CASE("moelite perplexity: running values and the final estimate; the KL mod
     const std::string tok = (dir / "tokens.txt").string();
     const std::string base = (dir / "ref.logprobs").string();
     std::string out;
-    REQUIRE(run_command(bin + " perplexity -m " + model + " --tokens-file " + tok + " -c 32 -t 1 --kl-divergence-base " +
-                            base,
-                        &out) == 0);
+    REQUIRE(run_command(
+                bin + " perplexity -m " + model + " --tokens-file " + tok + " -c 32 -t 1 --kl-divergence-base " + base,
+                &out) == 0);
     CHECK(contains(out, "[1]"));
     CHECK(contains(out, "[2]"));
     CHECK(contains(out, "Final estimate: PPL = "));
@@ -303,8 +302,9 @@ TEST_CASE("moelite perplexity -f: the text through the model's tokenizer, BOS at
     so.tokenizer = synth_demo_tokenizer();
     const int64_t n_vocab = int64_t(so.tokenizer->tokens.size());
     synth_write_model(path, tiny(n_vocab), so);
-    const std::string text = "The quick brown fox jumps over the lazy dog; <think> is only text here.\n"
-                             "Pack my box with five dozen liquor jugs.\n";
+    const std::string text =
+        "The quick brown fox jumps over the lazy dog; <think> is only text here.\n"
+        "Pack my box with five dozen liquor jugs.\n";
     std::ofstream((dir / "text.txt").string(), std::ios::binary) << text;
 
     std::string out;
@@ -328,8 +328,8 @@ TEST_CASE("moelite perplexity -f: the text through the model's tokenizer, BOS at
 
     // A model without a tokenizer cannot read text.
     const std::string bare = write_model(dir, "bare.gguf", 1);
-    CHECK(run_command(moelite_binary().string() + " perplexity -m " + bare + " -f " + (dir / "text.txt").string() +
-                          " -c 32",
-                      &out) == 1);
+    CHECK(run_command(
+              moelite_binary().string() + " perplexity -m " + bare + " -f " + (dir / "text.txt").string() + " -c 32",
+              &out) == 1);
     CHECK(contains(out, "no tokenizer"));
 }
