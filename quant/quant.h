@@ -17,6 +17,17 @@ using FromFloatFn = void (*)(const float* src, void* dst, int64_t n);
 // vec_dot_type. n is a multiple of both types' block sizes.
 using VecDotFn = void (*)(int64_t n, float* s, const void* x, const void* y);
 
+// Non-finite input. from_float never has undefined behaviour: a block (of
+// the type's block size; the whole 256-element super-block for K-quants) that
+// holds a NaN or an infinity is stored "poisoned": its quants are 0 and every
+// float scale field (d, and m / s / dmin where the format has them) is NaN, so
+// the whole block reads back as NaN and any dot product with it is NaN, as an
+// f32 dot product with that row would be. Other blocks are unaffected. ggml
+// leaves this case undefined (its reference converts NaN to an integer) and
+// its row validation rejects non-finite scales. F32/F16/BF16 convert element
+// by element: NaN stays NaN, infinities stay, finite values past the f16 range
+// become infinities (as ggml). Finite blocks whose scale overflows f16 (|x|
+// past ~5e5 for Q4_0, ~8e6 for Q8_0) store an infinite scale, as ggml does.
 struct QuantTraits {
     DType type;
     ToFloatFn to_float;      // dequantize n elements (n a multiple of the block size)

@@ -1,0 +1,66 @@
+// Scalar reference of the plain float formats: F32, F16 (IEEE binary16) and
+// BF16. Conversions are core/fp16.h's (round to nearest even; overflow to
+// infinity; NaN stays NaN). Dot products accumulate in double, so they are the
+// most accurate answer a float kernel can be compared with.
+#include <cstring>
+
+#include "core/fp16.h"
+#include "quant/ref.h"
+
+namespace moelite::ref {
+
+void to_float_f32(const void* src, float* dst, int64_t n) {
+    MOELITE_ASSERT(n >= 0);
+    std::memcpy(dst, src, size_t(n) * sizeof(float));
+}
+
+void from_float_f32(const float* src, void* dst, int64_t n) {
+    MOELITE_ASSERT(n >= 0);
+    std::memcpy(dst, src, size_t(n) * sizeof(float));
+}
+
+void vec_dot_f32(int64_t n, float* s, const void* x, const void* y) {
+    const float* a = static_cast<const float*>(x);
+    const float* b = static_cast<const float*>(y);
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += double(a[i]) * double(b[i]);
+    *s = float(sum);
+}
+
+void to_float_f16(const void* src, float* dst, int64_t n) {
+    const uint16_t* h = static_cast<const uint16_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(h[i]);
+}
+
+void from_float_f16(const float* src, void* dst, int64_t n) {
+    uint16_t* h = static_cast<uint16_t*>(dst);
+    for (int64_t i = 0; i < n; ++i) h[i] = fp32_to_fp16(src[i]);
+}
+
+void vec_dot_f16(int64_t n, float* s, const void* x, const void* y) {
+    const uint16_t* a = static_cast<const uint16_t*>(x);
+    const uint16_t* b = static_cast<const uint16_t*>(y);
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += double(fp16_to_fp32(a[i])) * double(fp16_to_fp32(b[i]));
+    *s = float(sum);
+}
+
+void to_float_bf16(const void* src, float* dst, int64_t n) {
+    const uint16_t* h = static_cast<const uint16_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(h[i]);
+}
+
+void from_float_bf16(const float* src, void* dst, int64_t n) {
+    uint16_t* h = static_cast<uint16_t*>(dst);
+    for (int64_t i = 0; i < n; ++i) h[i] = fp32_to_bf16(src[i]);
+}
+
+void vec_dot_bf16(int64_t n, float* s, const void* x, const void* y) {
+    const uint16_t* a = static_cast<const uint16_t*>(x);
+    const uint16_t* b = static_cast<const uint16_t*>(y);
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += double(bf16_to_fp32(a[i])) * double(bf16_to_fp32(b[i]));
+    *s = float(sum);
+}
+
+}  // namespace moelite::ref
