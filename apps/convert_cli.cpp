@@ -105,6 +105,7 @@ std::function<void(const ConvertProgress&)> make_progress_printer(const char* co
 const std::atomic<bool>* install_interrupt_flag() {
     struct sigaction sa = {};
     sa.sa_handler = on_interrupt;
+    sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C kills at once
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGINT, &sa, nullptr);
     ::sigaction(SIGTERM, &sa, nullptr);
