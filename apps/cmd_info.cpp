@@ -5,11 +5,10 @@
 // A corrupted file is reported by the reader's Error (main prints it, exit 1).
 #include <algorithm>
 #include <cstdio>
-#include <map>
-#include <string>
-
 #include <cxxopts.hpp>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "apps/commands.h"
 #include "core/error.h"
@@ -62,14 +61,22 @@ std::string architecture(const GgufFile& f) {
     return s ? *s : std::string();
 }
 
-std::string type_label(const GgufValue& v) { return v.is_array() ? "array" : gguf_type_name(v.type()); }
+// Keys and names as they are, unless they hold control characters (a
+// hostile file could move the cursor or clear the screen): then escaped.
+std::string display_name(const std::string& s) {
+    return gguf_printable(s, 200);
+}
+
+std::string type_label(const GgufValue& v) {
+    return v.is_array() ? "array" : gguf_type_name(v.type());
+}
 
 void print_text(const GgufFile& f, bool show_metadata, bool show_tensors) {
     const std::string arch = architecture(f);
-    std::printf("file:          %s (%s, %zu bytes)\n", f.path().c_str(), human_bytes(f.file_size()).c_str(),
-                f.file_size());
+    std::printf("file:          %s (%s, %zu bytes)\n", display_name(f.path()).c_str(),
+                human_bytes(f.file_size()).c_str(), f.file_size());
     std::printf("GGUF version:  %u\n", f.version());
-    std::printf("architecture:  %s\n", arch.empty() ? "(none)" : arch.c_str());
+    std::printf("architecture:  %s\n", arch.empty() ? "(none)" : display_name(arch).c_str());
     std::printf("alignment:     %zu\n", f.alignment());
     std::printf("data offset:   %zu\n", f.data_offset());
 
@@ -79,7 +86,7 @@ void print_text(const GgufFile& f, bool show_metadata, bool show_tensors) {
         width = std::min<size_t>(width, 48);
         std::printf("\nmetadata (%zu keys):\n", f.metadata().size());
         for (const GgufKV& kv : f.metadata()) {
-            std::printf("  %-*s  %-6s  %s\n", int(width), kv.key.c_str(), type_label(kv.value).c_str(),
+            std::printf("  %-*s  %-6s  %s\n", int(width), display_name(kv.key).c_str(), type_label(kv.value).c_str(),
                         kv.value.to_string(kTextArrayItems, kTextStringChars).c_str());
         }
     }
@@ -90,7 +97,7 @@ void print_text(const GgufFile& f, bool show_metadata, bool show_tensors) {
         std::printf("\ntensors (%zu):\n", f.tensors().size());
         std::printf("  %-*s  %-8s  %-24s  %14s\n", int(width), "name", "type", "shape", "bytes");
         for (const GgufTensorInfo& t : f.tensors()) {
-            std::printf("  %-*s  %-8s  %-24s  %14zu\n", int(width), t.name.c_str(), dtype_name(t.type),
+            std::printf("  %-*s  %-8s  %-24s  %14zu\n", int(width), display_name(t.name).c_str(), dtype_name(t.type),
                         t.shape_string().c_str(), t.nbytes);
         }
     }
@@ -99,8 +106,8 @@ void print_text(const GgufFile& f, bool show_metadata, bool show_tensors) {
     std::printf("\ntotals: %zu tensors, %s (%llu bytes)\n", f.tensors().size(), human_bytes(totals.bytes).c_str(),
                 (unsigned long long)totals.bytes);
     for (const auto& [name, tt] : totals.by_type) {
-        std::printf("  %-8s %6zu tensors  %12s  (%llu bytes)\n", name.c_str(), tt.tensors, human_bytes(tt.bytes).c_str(),
-                    (unsigned long long)tt.bytes);
+        std::printf("  %-8s %6zu tensors  %12s  (%llu bytes)\n", name.c_str(), tt.tensors,
+                    human_bytes(tt.bytes).c_str(), (unsigned long long)tt.bytes);
     }
 }
 
@@ -161,12 +168,9 @@ void print_json(const GgufFile& f, bool show_metadata, bool show_tensors) {
 int run_info(int argc, char** argv) {
     cxxopts::Options options("moelite info", "Print what a GGUF file holds: version, metadata, tensors, totals.");
     options.positional_help("FILE.gguf");
-    options.add_options()
-        ("json", "print one JSON object")
-        ("no-tensors", "leave out the tensor table")
-        ("no-metadata", "leave out the metadata")
-        ("h,help", "print this help")
-        ("file", "the GGUF file", cxxopts::value<std::string>());
+    options.add_options()("json", "print one JSON object")("no-tensors", "leave out the tensor table")(
+        "no-metadata", "leave out the metadata")("h,help", "print this help")("file", "the GGUF file",
+                                                                              cxxopts::value<std::string>());
     options.parse_positional({"file"});
     const auto args = options.parse(argc, argv);
     if (args.count("help")) {

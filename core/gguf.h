@@ -45,11 +45,11 @@ inline constexpr const char* kGgufAlignmentKey = "general.alignment";
 struct GgufTensorInfo {
     std::string name;
     DType type = DType::F32;
-    int n_dims = 1;                   // as stored in the file (1..4)
+    int n_dims = 1;                       // as stored in the file (1..4)
     int64_t ne[kMaxDims] = {1, 1, 1, 1};  // dims past n_dims are 1
-    uint64_t offset = 0;              // relative to the data section
-    size_t nbytes = 0;                // bytes of data (contiguous layout)
-    const uint8_t* data = nullptr;    // into the mapping (read-only memory)
+    uint64_t offset = 0;                  // relative to the data section
+    size_t nbytes = 0;                    // bytes of data (contiguous layout)
+    const uint8_t* data = nullptr;        // into the mapping (read-only memory)
 
     int64_t nelements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
     // "[4096, 32000]" (the stored dims).

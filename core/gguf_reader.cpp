@@ -18,7 +18,7 @@ static_assert(std::endian::native == std::endian::little, "the GGUF reader assum
 namespace moelite {
 
 // Smallest encodings, used to reject counts the file cannot hold.
-static constexpr size_t kMinKvBytes = 8 + 4 + 1;                // key length, type, a one-byte value
+static constexpr size_t kMinKvBytes = 8 + 4 + 1;                  // key length, type, a one-byte value
 static constexpr size_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // name length, n_dims, one dim, type, offset
 // Largest general.alignment accepted: the format stores it as a u32.
 static constexpr uint64_t kMaxAlignment = uint64_t(1) << 31;
@@ -86,7 +86,8 @@ private:
         if (version == 1) error("GGUF version 1 is obsolete and not supported (versions 2 and 3 are)");
         if (version == 0x02000000u || version == 0x03000000u)
             error("big-endian GGUF file; only little-endian files are supported");
-        if (version != 2 && version != 3) error("unsupported GGUF version %u (versions 2 and 3 are supported)", version);
+        if (version != 2 && version != 3)
+            error("unsupported GGUF version %u (versions 2 and 3 are supported)", version);
         f_.version_ = version;
         n_tensors_ = read<uint64_t>("the tensor count");
         n_kv_ = read<uint64_t>("the metadata count");
@@ -94,8 +95,8 @@ private:
             error("header claims %llu metadata entries, more than the file's %zu bytes can hold",
                   (unsigned long long)n_kv_, size_);
         if (n_tensors_ > left() / kMinTensorInfoBytes)
-            error("header claims %llu tensors, more than the file's %zu bytes can hold",
-                  (unsigned long long)n_tensors_, size_);
+            error("header claims %llu tensors, more than the file's %zu bytes can hold", (unsigned long long)n_tensors_,
+                  size_);
     }
 
     // ---- metadata ----
@@ -146,19 +147,32 @@ private:
     template <class Fn>
     GgufValue dispatch(GgufType type, Fn&& fn) {
         switch (type) {
-            case GgufType::U8: return fn.template operator()<uint8_t>();
-            case GgufType::I8: return fn.template operator()<int8_t>();
-            case GgufType::U16: return fn.template operator()<uint16_t>();
-            case GgufType::I16: return fn.template operator()<int16_t>();
-            case GgufType::U32: return fn.template operator()<uint32_t>();
-            case GgufType::I32: return fn.template operator()<int32_t>();
-            case GgufType::F32: return fn.template operator()<float>();
-            case GgufType::Bool: return fn.template operator()<bool>();
-            case GgufType::String: return fn.template operator()<std::string>();
-            case GgufType::U64: return fn.template operator()<uint64_t>();
-            case GgufType::I64: return fn.template operator()<int64_t>();
-            case GgufType::F64: return fn.template operator()<double>();
-            case GgufType::Array: break;
+            case GgufType::U8:
+                return fn.template operator()<uint8_t>();
+            case GgufType::I8:
+                return fn.template operator()<int8_t>();
+            case GgufType::U16:
+                return fn.template operator()<uint16_t>();
+            case GgufType::I16:
+                return fn.template operator()<int16_t>();
+            case GgufType::U32:
+                return fn.template operator()<uint32_t>();
+            case GgufType::I32:
+                return fn.template operator()<int32_t>();
+            case GgufType::F32:
+                return fn.template operator()<float>();
+            case GgufType::Bool:
+                return fn.template operator()<bool>();
+            case GgufType::String:
+                return fn.template operator()<std::string>();
+            case GgufType::U64:
+                return fn.template operator()<uint64_t>();
+            case GgufType::I64:
+                return fn.template operator()<int64_t>();
+            case GgufType::F64:
+                return fn.template operator()<double>();
+            case GgufType::Array:
+                break;
         }
         MOELITE_ASSERT_MSG(false, "dispatch on the array type");
         return GgufValue();
@@ -168,8 +182,8 @@ private:
         where_ = strprintf("metadata entry %llu", (unsigned long long)i);
         std::string key = read_string("the key");
         if (key.empty()) error("empty key");
-        where_ = strprintf("metadata entry %llu ('%s')", (unsigned long long)i, key.c_str());
-        if (f_.kv_index_.count(key)) error("duplicate metadata key '%s'", key.c_str());
+        where_ = strprintf("metadata entry %llu ('%s')", (unsigned long long)i, gguf_printable(key).c_str());
+        if (f_.kv_index_.count(key)) error("duplicate metadata key '%s'", gguf_printable(key).c_str());
 
         const GgufType type = read_type("the value type");
         GgufValue value;
@@ -205,8 +219,8 @@ private:
         GgufTensorInfo t;
         t.name = read_string("the tensor name");
         if (t.name.empty()) error("empty tensor name");
-        where_ = strprintf("tensor %llu ('%s')", (unsigned long long)i, t.name.c_str());
-        if (f_.tensor_index_.count(t.name)) error("duplicate tensor name '%s'", t.name.c_str());
+        where_ = strprintf("tensor %llu ('%s')", (unsigned long long)i, gguf_printable(t.name).c_str());
+        if (f_.tensor_index_.count(t.name)) error("duplicate tensor name '%s'", gguf_printable(t.name).c_str());
 
         const uint32_t n_dims = read<uint32_t>("the number of dimensions");
         if (n_dims < 1 || n_dims > uint32_t(kMaxDims)) error("%u dimensions (must be 1 to %d)", n_dims, kMaxDims);
@@ -253,7 +267,7 @@ private:
         const size_t data_bytes = size_ - data_offset;
 
         for (GgufTensorInfo& t : f_.tensors_) {
-            where_ = strprintf("tensor '%s'", t.name.c_str());
+            where_ = strprintf("tensor '%s'", gguf_printable(t.name).c_str());
             if (t.offset % align != 0)
                 error("offset %llu is not a multiple of the alignment %zu", (unsigned long long)t.offset, align);
             if (t.offset > data_bytes || t.nbytes > data_bytes - t.offset)
@@ -271,8 +285,9 @@ private:
             const GgufTensorInfo& a = *order[i - 1];
             const GgufTensorInfo& b = *order[i];
             if (a.offset + a.nbytes > b.offset)
-                error("tensors '%s' (offset %llu, %zu bytes) and '%s' (offset %llu) overlap", a.name.c_str(),
-                      (unsigned long long)a.offset, a.nbytes, b.name.c_str(), (unsigned long long)b.offset);
+                error("tensors '%s' (offset %llu, %zu bytes) and '%s' (offset %llu) overlap",
+                      gguf_printable(a.name).c_str(), (unsigned long long)a.offset, a.nbytes,
+                      gguf_printable(b.name).c_str(), (unsigned long long)b.offset);
         }
     }
 
@@ -326,7 +341,9 @@ std::unique_ptr<GgufFile> GgufFile::from_memory(const void* data, size_t size, s
     return f;
 }
 
-void GgufFile::parse() { GgufParser(*this).parse(); }
+void GgufFile::parse() {
+    GgufParser(*this).parse();
+}
 
 const GgufValue* GgufFile::find(std::string_view key) const {
     auto it = kv_index_.find(key);
@@ -392,7 +409,9 @@ double GgufFile::get_f64(std::string_view key) const {
     return *x;
 }
 
-float GgufFile::get_f32(std::string_view key) const { return float(get_f64(key)); }
+float GgufFile::get_f32(std::string_view key) const {
+    return float(get_f64(key));
+}
 
 bool GgufFile::get_bool(std::string_view key) const {
     const GgufValue& v = require(key);

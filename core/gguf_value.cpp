@@ -2,6 +2,7 @@
 #include "core/gguf_value.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -18,7 +19,7 @@ struct TypeRow {
 };
 
 constexpr TypeRow kTypeRows[kGgufTypeCount] = {
-    {"u8", 1},  {"i8", 1},     {"u16", 2},    {"i16", 2}, {"u32", 4}, {"i32", 4},  {"f32", 4},
+    {"u8", 1},   {"i8", 1},     {"u16", 2},   {"i16", 2}, {"u32", 4}, {"i32", 4}, {"f32", 4},
     {"bool", 1}, {"string", 0}, {"array", 0}, {"u64", 8}, {"i64", 8}, {"f64", 8},
 };
 
@@ -39,6 +40,10 @@ std::string element_to_string(const T& v, size_t max_chars) {
         return std::to_string(uint64_t(v));
     }
 }
+
+// Floats compared by bit pattern: NaN equals the same NaN, 0.0 differs from -0.0.
+bool same_bits(float a, float b) { return std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b); }
+bool same_bits(double a, double b) { return std::bit_cast<uint64_t>(a) == std::bit_cast<uint64_t>(b); }
 
 }  // namespace
 
@@ -165,7 +170,7 @@ bool GgufValue::operator==(const GgufValue& other) const {
                 if constexpr (std::is_same_v<V, std::vector<float>> || std::is_same_v<V, std::vector<double>>) {
                     if (items.size() != b->size()) return false;
                     for (size_t i = 0; i < items.size(); ++i)
-                        if (std::memcmp(&items[i], &(*b)[i], sizeof(items[i])) != 0) return false;
+                        if (!same_bits(items[i], (*b)[i])) return false;
                     return true;
                 } else {
                     return items == *b;
@@ -178,7 +183,7 @@ bool GgufValue::operator==(const GgufValue& other) const {
             using T = std::decay_t<decltype(v)>;
             const T& w = std::get<T>(other.v_);
             if constexpr (std::is_floating_point_v<T>) {
-                return std::memcmp(&v, &w, sizeof(T)) == 0;
+                return same_bits(v, w);
             } else if constexpr (std::is_same_v<T, GgufArray>) {
                 return false;  // handled above
             } else {
@@ -188,17 +193,27 @@ bool GgufValue::operator==(const GgufValue& other) const {
         v_);
 }
 
-std::string gguf_quote_string(std::string_view s, size_t max_chars) {
-    const size_t n = std::min(s.size(), max_chars);
-    std::string out = "\"";
+namespace {
+
+void append_escaped(std::string& out, std::string_view s, size_t n) {
     for (size_t i = 0; i < n; ++i) {
         const unsigned char c = static_cast<unsigned char>(s[i]);
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c < 0x20 || c == 0x7f) {
                     out += strprintf("\\x%02x", c);
@@ -207,8 +222,29 @@ std::string gguf_quote_string(std::string_view s, size_t max_chars) {
                 }
         }
     }
+}
+
+}  // namespace
+
+std::string gguf_quote_string(std::string_view s, size_t max_chars) {
+    const size_t n = std::min(s.size(), max_chars);
+    std::string out = "\"";
+    append_escaped(out, s, n);
     out += '"';
     if (n < s.size()) out += strprintf("... (%zu bytes)", s.size());
+    return out;
+}
+
+std::string gguf_printable(std::string_view s, size_t max_chars) {
+    bool plain = s.size() <= max_chars;
+    for (size_t i = 0; i < s.size() && plain; ++i) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        plain = c >= 0x20 && c != 0x7f;
+    }
+    if (plain) return std::string(s);
+    std::string out;
+    append_escaped(out, s, std::min(s.size(), max_chars));
+    if (s.size() > max_chars) out += "...";
     return out;
 }
 

@@ -51,11 +51,10 @@ bool gguf_type_is_integer(GgufType type);
 
 // An array's elements: one std::vector per element type, at the index of
 // that type's id (index 9, Array, is unused: arrays do not nest).
-using GgufArrayData =
-    std::variant<std::vector<uint8_t>, std::vector<int8_t>, std::vector<uint16_t>, std::vector<int16_t>,
-                 std::vector<uint32_t>, std::vector<int32_t>, std::vector<float>, std::vector<bool>,
-                 std::vector<std::string>, std::monostate, std::vector<uint64_t>, std::vector<int64_t>,
-                 std::vector<double>>;
+using GgufArrayData = std::variant<std::vector<uint8_t>, std::vector<int8_t>, std::vector<uint16_t>,
+                                   std::vector<int16_t>, std::vector<uint32_t>, std::vector<int32_t>,
+                                   std::vector<float>, std::vector<bool>, std::vector<std::string>, std::monostate,
+                                   std::vector<uint64_t>, std::vector<int64_t>, std::vector<double>>;
 
 struct GgufArray {
     GgufArrayData items;
@@ -63,8 +62,8 @@ struct GgufArray {
 
 namespace detail {
 // The scalar C++ types, in the order of their GgufType ids (9 is the array).
-using GgufScalarVariant = std::variant<uint8_t, int8_t, uint16_t, int16_t, uint32_t, int32_t, float, bool,
-                                       std::string, GgufArray, uint64_t, int64_t, double>;
+using GgufScalarVariant = std::variant<uint8_t, int8_t, uint16_t, int16_t, uint32_t, int32_t, float, bool, std::string,
+                                       GgufArray, uint64_t, int64_t, double>;
 
 template <class T, class V, size_t I = 0>
 constexpr size_t variant_index_of() {
@@ -157,6 +156,9 @@ private:
 // A string quoted and escaped for printing (control characters and '"' and
 // '\' escaped; other bytes as they are), cut at max_chars bytes of input.
 std::string gguf_quote_string(std::string_view s, size_t max_chars);
+// A key or name from a file, safe to put in a message: unchanged when it is
+// short and has no control characters, else escaped and cut ("...").
+std::string gguf_printable(std::string_view s, size_t max_chars = 96);
 
 struct GgufKV {
     std::string key;

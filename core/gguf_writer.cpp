@@ -1,15 +1,16 @@
 // GgufWriter: a buffered, streamed writer of GGUF v3 files (see core/gguf_writer.h).
 #include "core/gguf_writer.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
-#include <fcntl.h>
 #include <filesystem>
 #include <limits>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/error.h"
 #include "core/gguf.h"
@@ -21,13 +22,17 @@ constexpr size_t kBufferBytes = size_t(1) << 20;
 constexpr size_t kMaxTensorName = 63;  // llama.cpp keeps names in 64-byte arrays with a terminator
 constexpr uint32_t kVersion = 3;
 
-size_t pad_to(uint64_t n, size_t align) { return size_t((align - n % align) % align); }
+size_t pad_to(uint64_t n, size_t align) {
+    return size_t((align - n % align) % align);
+}
 
 }  // namespace
 
 GgufWriter::GgufWriter(std::string path) : path_(std::move(path)) {}
 
-GgufWriter::~GgufWriter() { remove_temp(); }
+GgufWriter::~GgufWriter() {
+    remove_temp();
+}
 
 void GgufWriter::error(const char* fmt, ...) const {
     va_list args;
@@ -55,7 +60,8 @@ void GgufWriter::add(std::string key, GgufValue value) {
     if (key.empty()) error("empty metadata key");
     for (const GgufKV& kv : kv_)
         if (kv.key == key) error("duplicate metadata key '%s'", key.c_str());
-    if (value.is_array() && value.element_type() == GgufType::Array) error("'%s': nested arrays are not supported", key.c_str());
+    if (value.is_array() && value.element_type() == GgufType::Array)
+        error("'%s': nested arrays are not supported", key.c_str());
     if (key == kGgufAlignmentKey) {
         // llama.cpp reads this key as a u32 and nothing else.
         const uint32_t* a = value.get_if<uint32_t>();
@@ -77,7 +83,8 @@ size_t GgufWriter::add_tensor(std::string name, DType type, const std::vector<in
         error("tensor '%s' has %zu dimensions (must be 1 to %d)", name.c_str(), ne.size(), kMaxDims);
     int64_t nelements = 1;
     for (size_t d = 0; d < ne.size(); ++d) {
-        if (ne[d] <= 0) error("tensor '%s': dimension %zu is %lld (must be positive)", name.c_str(), d, (long long)ne[d]);
+        if (ne[d] <= 0)
+            error("tensor '%s': dimension %zu is %lld (must be positive)", name.c_str(), d, (long long)ne[d]);
         if (__builtin_mul_overflow(nelements, ne[d], &nelements)) error("tensor '%s' is too large", name.c_str());
     }
     const int64_t block = dtype_block_size(type);
@@ -263,7 +270,8 @@ void GgufWriter::finish() {
     const int fd = fd_;
     fd_ = -1;
     if (::close(fd) != 0) error("close failed: %s", std::strerror(errno));
-    if (::rename(temp_path_.c_str(), path_.c_str()) != 0) error("cannot rename the temporary file: %s", std::strerror(errno));
+    if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
+        error("cannot rename the temporary file: %s", std::strerror(errno));
     finished_ = true;
     // Make the rename itself durable.
     std::filesystem::path dir = std::filesystem::path(path_).parent_path();

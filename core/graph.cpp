@@ -345,6 +345,36 @@ Tensor* Graph::argsort_top_k(Tensor* a, int k) {
     return t;
 }
 
+Tensor* Graph::top_k_grouped(Tensor* a, int k, int n_group, int topk_group, int group_top_n) {
+    Tensor* t = argsort_top_k(a, k);
+    if (n_group <= 1) return t;
+    MOELITE_ASSERT_MSG(a->ne[0] % n_group == 0, "top_k_grouped: groups must divide the row");
+    const int64_t per_group = a->ne[0] / n_group;
+    MOELITE_ASSERT(topk_group >= 1 && topk_group <= n_group);
+    MOELITE_ASSERT(group_top_n >= 1 && group_top_n <= per_group);
+    MOELITE_ASSERT_MSG(k <= topk_group * per_group, "top_k_grouped: k exceeds the entries of the kept groups");
+    t->set_param_i32(1, n_group);
+    t->set_param_i32(2, topk_group);
+    t->set_param_i32(3, group_top_n);
+    return t;
+}
+
+Tensor* Graph::sum_rows(Tensor* a) {
+    MOELITE_ASSERT(a != nullptr && a->type == DType::F32);
+    const int64_t ne[] = {1, a->ne[1], a->ne[2], a->ne[3]};
+    Tensor* t = new_node(Op::SumRows, DType::F32, ne, 4);
+    t->src[0] = a;
+    return t;
+}
+
+Tensor* Graph::div(Tensor* a, Tensor* b) {
+    check_broadcast(a, b);
+    Tensor* t = new_node(Op::Div, DType::F32, a->ne, kMaxDims);
+    t->src[0] = a;
+    t->src[1] = b;
+    return t;
+}
+
 Tensor* Graph::concat(Tensor* a, Tensor* b, int dim) {
     MOELITE_ASSERT(a != nullptr && b != nullptr);
     MOELITE_ASSERT(dim >= 0 && dim < kMaxDims);

@@ -34,6 +34,13 @@
 //                            every index of dims 2, 3; -inf entries are masked
 //  silu(a), sigmoid(a)       elementwise
 //  swiglu(g, u)              silu(g) * u, same shapes
+//  sum_rows(a)               a F32 [n, rows...] -> F32 [1, rows...]: the sum of each row
+//  div(a, b)                 a / b elementwise F32, b broadcast over a as for mul
+//  top_k_grouped(a, k, g, tg, n)
+//                            as argsort_top_k, but only among the entries of the tg best of
+//                            g equal groups of each row (group score: the sum of its n
+//                            largest entries; ties: lower group first). DeepSeek's
+//                            group-limited expert routing; g <= 1 is plain argsort_top_k.
 //  argsort_top_k(a, k)       a F32 [n, rows...] -> I32 [k, rows...]: indices of the k largest
 //                            per row, largest first (ties: lower index first); 1 <= k <= n
 //  concat(a, b, dim)         joined along dim; other dims equal; a and b of the same
@@ -125,6 +132,9 @@ public:
     Tensor* sigmoid(Tensor* a);
     Tensor* swiglu(Tensor* g, Tensor* u);
     Tensor* argsort_top_k(Tensor* a, int k);
+    Tensor* top_k_grouped(Tensor* a, int k, int n_group, int topk_group, int group_top_n);
+    Tensor* sum_rows(Tensor* a);
+    Tensor* div(Tensor* a, Tensor* b);
     Tensor* concat(Tensor* a, Tensor* b, int dim);
     Tensor* cont(Tensor* a);
     Tensor* cpy(Tensor* a, Tensor* dst);
@@ -173,6 +183,11 @@ inline float rms_norm_eps(const Tensor& node) { return node.param_f32(0); }
 inline float soft_max_scale(const Tensor& node) { return node.param_f32(0); }
 inline float flash_attn_scale(const Tensor& node) { return node.param_f32(0); }
 inline int argsort_top_k_k(const Tensor& node) { return node.param_i32(0); }
+// argsort_top_k's grouping (top_k_grouped): i32[1] = groups (0 or 1: none),
+// i32[2] = groups kept, i32[3] = entries summed for a group's score.
+inline int top_k_groups(const Tensor& node) { return node.param_i32(1); }
+inline int top_k_groups_kept(const Tensor& node) { return node.param_i32(2); }
+inline int top_k_group_score_n(const Tensor& node) { return node.param_i32(3); }
 inline int concat_dim(const Tensor& node) { return node.param_i32(0); }
 
 }  // namespace moelite

@@ -8,7 +8,7 @@ const char* op_name(Op op) {
     static const char* const kNames[] = {
         "none", "view",     "reshape", "permute", "transpose", "get_rows",      "mul_mat", "mul_mat_id",
         "add",  "mul",      "scale",   "rms_norm", "rope",     "soft_max",      "silu",    "sigmoid",
-        "swiglu", "argsort_top_k", "concat", "cont", "cpy", "flash_attn",
+        "swiglu", "argsort_top_k", "concat", "cont", "cpy", "flash_attn", "sum_rows", "div",
     };
     static_assert(sizeof(kNames) / sizeof(kNames[0]) == size_t(Op::Count), "op name table out of date");
     MOELITE_ASSERT(op < Op::Count);

@@ -52,6 +52,8 @@ enum class Op : uint8_t {
     Cont,
     Cpy,
     FlashAttn,
+    SumRows,
+    Div,
     Count,
 };
 

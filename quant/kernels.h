@@ -11,6 +11,8 @@
 // down to the scalar reference of quant/quant.h, so every entry is callable.
 #pragma once
 
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "core/dtype.h"
@@ -36,6 +38,15 @@ const CpuFeatures& cpu_features();
 Isa isa_machine_best();            // best the CPU and OS support
 Isa isa_active();                  // isa_machine_best() capped by MOELITE_ISA
 std::vector<Isa> isa_supported();  // every ISA usable here, lowest first
+
+// "scalar", "avx2", "avx512", "avx512vnni", "amx" (any case); nullopt otherwise.
+std::optional<Isa> isa_from_name(std::string_view name);
+// The ISA that MOELITE_ISA=`request` selects on a machine whose best is
+// `machine_best`. Null, empty or "auto" selects machine_best. A known name caps
+// the choice (the ISAs are ordered, each a superset of the one below); one
+// above machine_best, or an unknown name, logs a warning and gives machine_best.
+// isa_active() is isa_parse_cap(getenv("MOELITE_ISA"), isa_machine_best()).
+Isa isa_parse_cap(const char* request, Isa machine_best);
 
 struct KernelTable {
     Isa isa;

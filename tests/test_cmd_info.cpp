@@ -4,7 +4,6 @@
 
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "core/gguf_writer.h"
@@ -36,7 +35,9 @@ void write_info_sample(const fs::path& path) {
     w.finish();
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -52,7 +53,7 @@ TEST_CASE("moelite info: prints version, architecture, metadata, tensors and tot
     CHECK(contains(out, "metadata (6 keys)"));
     CHECK(contains(out, "llama.block_count"));
     CHECK(contains(out, "[string x 100] \"tok0\", \"tok1\""));
-    CHECK(contains(out, "... (509 bytes)"));         // the chat template, shortened
+    CHECK(contains(out, "... (509 bytes)"));  // the chat template, shortened
     CHECK_FALSE(contains(out, std::string(100, 'j')));
     CHECK(contains(out, "blk.0.attn_q.weight"));
     CHECK(contains(out, "[64, 100]"));

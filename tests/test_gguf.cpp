@@ -102,7 +102,9 @@ void write_sample(const fs::path& path, std::optional<uint32_t> alignment = std:
     w.finish();
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -215,8 +217,7 @@ TEST_CASE("gguf: the writer rejects bad declarations with the file named") {
     CHECK_THROWS_WITH_AS(w.add_tensor("z", DType::F32, {4, 0}), doctest::Contains("must be positive"), Error);
     CHECK_THROWS_WITH_AS(w.add_tensor("f", DType::F32, {1, 1, 1, 1, 1}), doctest::Contains("5 dimensions"), Error);
     CHECK_THROWS_WITH_AS(w.add_tensor(std::string(64, 'n'), DType::F32, {1}), doctest::Contains("at most 63"), Error);
-    CHECK_THROWS_WITH_AS(w.add_tensor("big", DType::F32, {int64_t(1) << 62, 4}), doctest::Contains("too large"),
-                         Error);
+    CHECK_THROWS_WITH_AS(w.add_tensor("big", DType::F32, {int64_t(1) << 62, 4}), doctest::Contains("too large"), Error);
     // Destroyed unfinished before any data: nothing was ever created.
 }
 
@@ -283,8 +284,8 @@ TEST_CASE("gguf: typed getters convert what fits and name the file and key other
     CHECK_THROWS_WITH_AS(f->get_u32("i64"), doctest::Contains("'i64' should be an integer in [0, 2^32)"), Error);
     CHECK_THROWS_WITH_AS(f->get_string("u32"), doctest::Contains("should be a string, but is u32 5"), Error);
     CHECK_THROWS_WITH_AS(f->get_bool("s"), doctest::Contains("should be a bool, but is string \"text\""), Error);
-    CHECK_THROWS_WITH_AS(f->get_array<uint32_t>("arr"), doctest::Contains("should be array of u32, but is array of i32"),
-                         Error);
+    CHECK_THROWS_WITH_AS(f->get_array<uint32_t>("arr"),
+                         doctest::Contains("should be array of u32, but is array of i32"), Error);
     CHECK_THROWS_WITH_AS(f->opt_f32("s"), doctest::Contains("should be a number"), Error);
     CHECK_THROWS_WITH_AS(f->get_tensor("w"), "getters.gguf: tensor 'w' not found", Error);
 }
@@ -341,7 +342,9 @@ void check_rejected(const RawGguf& r, const std::string& problem) {
 
 }  // namespace
 
-TEST_CASE("gguf hostile: the valid base file parses") { CHECK(gguf_parse_error(one_tensor_file().b) == ""); }
+TEST_CASE("gguf hostile: the valid base file parses") {
+    CHECK(gguf_parse_error(one_tensor_file().b) == "");
+}
 
 TEST_CASE("gguf hostile: magic, version and truncated header") {
     RawGguf r = one_tensor_file();
@@ -415,6 +418,16 @@ TEST_CASE("gguf hostile: value types, keys and nesting") {
     RawGguf empty;
     empty.header(0, 1).kv_u32("", 1);
     check_rejected(empty, "metadata entry 0: empty key");
+    // Names from the file are escaped and cut in messages.
+    RawGguf escape;
+    escape.header(0, 2).kv_u32("\x1b[2J", 1).kv_u32("\x1b[2J", 2);
+    check_rejected(escape, "duplicate metadata key '\\x1b[2J'");
+    const std::string long_key(5000, 'k');
+    RawGguf long_dup;
+    long_dup.header(0, 2).kv_u32(long_key, 1).kv_u32(long_key, 2);
+    const std::string msg = gguf_parse_error(long_dup.b);
+    CHECK(contains(msg, "duplicate metadata key 'kkkk"));
+    CHECK(msg.size() < 400);
 }
 
 TEST_CASE("gguf hostile: alignment") {
@@ -446,7 +459,8 @@ TEST_CASE("gguf hostile: tensor shapes and types") {
     check_rejected(with_tensor({1, 1, 1, 1, 1}, 0), "5 dimensions");
     check_rejected(with_tensor({4, 0}, 0), "tensor 0 ('w'): dimension 1 is 0 (must be positive)");
     check_rejected(with_tensor({-4}, 0), "dimension 0 is -4");
-    check_rejected(with_tensor({int64_t(1) << 32, int64_t(1) << 32}, 0), "shape [4294967296, 4294967296] has more elements");
+    check_rejected(with_tensor({int64_t(1) << 32, int64_t(1) << 32}, 0),
+                   "shape [4294967296, 4294967296] has more elements");
     check_rejected(with_tensor({int64_t(1) << 62, 2}, 0), "more elements than fit in 64 bits");
     check_rejected(with_tensor({int64_t(1) << 62}, 0), "shape [4611686018427387904] of type f32 is too large");
     check_rejected(with_tensor({48}, 2), "ne[0] = 48 is not a multiple of the q4_0 block size 32");
@@ -492,10 +506,11 @@ TEST_CASE("gguf hostile: a file on disk is named by its path") {
     RawGguf r = one_tensor_file();
     r.b.resize(r.b.size() - 1);
     std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(r.b.data()), std::streamsize(r.b.size()));
-    CHECK_THROWS_WITH_AS(GgufFile::open(path.string()),
-                         doctest::Contains((path.string() + ": tensor 'w': data at offset 0 + 16 bytes runs past").c_str()), Error);
-    CHECK_THROWS_WITH_AS(GgufFile::open((dir / "missing.gguf").string()), doctest::Contains("missing.gguf: cannot open"),
-                         Error);
+    CHECK_THROWS_WITH_AS(
+        GgufFile::open(path.string()),
+        doctest::Contains((path.string() + ": tensor 'w': data at offset 0 + 16 bytes runs past").c_str()), Error);
+    CHECK_THROWS_WITH_AS(GgufFile::open((dir / "missing.gguf").string()),
+                         doctest::Contains("missing.gguf: cannot open"), Error);
     std::ofstream(dir / "zero.gguf");
     CHECK_THROWS_WITH_AS(GgufFile::open((dir / "zero.gguf").string()), doctest::Contains("zero.gguf: not a GGUF file"),
                          Error);

@@ -1,0 +1,29 @@
+// Options and helpers shared by the commands that run a model: -m, --threads,
+// --ctx, --batch, --cache-type; loading the model on the CPU backend.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <cxxopts.hpp>
+
+#include "backends/cpu/cpu_backend.h"
+#include "models/model.h"
+#include "models/session.h"
+
+namespace moelite::app {
+
+void add_model_options(cxxopts::Options& opts);
+
+struct LoadedModel {
+    std::unique_ptr<CpuBackend> cpu;  // declared first: outlives the model's buffer
+    std::shared_ptr<const Model> model;
+};
+
+LoadedModel load_model(const cxxopts::ParseResult& args);
+SessionOptions session_options(const cxxopts::ParseResult& args, const Model& model);
+
+// Writes `bytes` to path through a temporary file and a rename.
+void write_file_atomically(const std::string& path, const void* data, size_t bytes);
+
+}  // namespace moelite::app

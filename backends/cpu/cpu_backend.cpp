@@ -1,0 +1,159 @@
+// CpuBackend (see cpu_backend.h): host buffers, tensor copies, and the one
+// dispatch per compute() that walks the nodes on every thread.
+#include "backends/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "backends/cpu/ops.h"
+#include "core/error.h"
+
+#ifdef MOELITE_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace moelite {
+namespace {
+
+class CpuBuffer final : public Buffer {
+public:
+    CpuBuffer(Backend& backend, void* base, size_t size, bool owned)
+        : backend_(backend), base_(base), size_(size), owned_(owned) {}
+    ~CpuBuffer() override {
+        if (owned_) std::free(base_);
+    }
+    Backend& backend() const override { return backend_; }
+    void* base() const override { return base_; }
+    size_t size() const override { return size_; }
+    bool is_host() const override { return true; }
+
+private:
+    Backend& backend_;
+    void* base_;
+    size_t size_;
+    bool owned_;
+};
+
+void* aligned_bytes(size_t bytes) {
+    const size_t rounded = std::max<size_t>(CpuBackend::kAlignment, cpu::align_up(bytes, CpuBackend::kAlignment));
+    void* p = std::aligned_alloc(CpuBackend::kAlignment, rounded);
+    if (!p) fail("CPU backend: out of memory allocating %zu bytes", rounded);
+    return p;
+}
+
+bool needs_compute(const Tensor& node) {
+    return node.op != Op::None && !op_is_view(node.op) && node.nelements() > 0;
+}
+
+}  // namespace
+
+// One compute() call: the nodes to run and each one's scratch layout.
+struct CpuBackend::Job {
+    std::span<Tensor* const> nodes;
+    const KernelTable* kernels;
+    ThreadPool* pool;
+    char* scratch;
+    int64_t blas_min_cols;
+};
+
+void CpuBackend::FreeDeleter::operator()(void* p) const { std::free(p); }
+
+CpuBackend::CpuBackend(const CpuBackendOptions& options) : blas_min_cols_(options.blas_min_cols) {
+    const int n = options.n_threads > 0 ? options.n_threads : ThreadPool::default_threads();
+    pool_ = std::make_unique<ThreadPool>(n);
+    kernels_ = &kernels();
+    if (options.isa) set_isa(*options.isa);
+#ifdef MOELITE_HAVE_OPENBLAS
+    // Our threads split the sgemm calls between them; OpenBLAS's own pool
+    // would compete with them for the same cores.
+    openblas_set_num_threads(1);
+#endif
+}
+
+CpuBackend::~CpuBackend() = default;
+
+void CpuBackend::set_n_threads(int n_threads) {
+    MOELITE_ASSERT(n_threads >= 1);
+    if (n_threads != pool_->size()) pool_ = std::make_unique<ThreadPool>(n_threads);
+}
+
+void CpuBackend::set_isa(Isa isa) {
+    const std::vector<Isa> supported = isa_supported();
+    if (std::find(supported.begin(), supported.end(), isa) == supported.end())
+        fail("CPU backend: instruction set %s is not supported on this machine", isa_name(isa));
+    kernels_ = &kernel_table(isa);
+}
+
+std::unique_ptr<Buffer> CpuBackend::alloc_buffer(size_t bytes) {
+    return std::make_unique<CpuBuffer>(*this, aligned_bytes(bytes), bytes, true);
+}
+
+std::unique_ptr<Buffer> CpuBackend::wrap_host_memory(void* ptr, size_t bytes) {
+    return std::make_unique<CpuBuffer>(*this, ptr, bytes, false);
+}
+
+bool CpuBackend::supports_op(const Tensor& node) const { return cpu::op_supported(node); }
+
+void CpuBackend::set_tensor(Tensor& t, const void* src, size_t offset, size_t size) {
+    MOELITE_ASSERT(t.data != nullptr && offset + size <= t.nbytes());
+    std::memcpy(static_cast<char*>(t.data) + offset, src, size);
+}
+
+void CpuBackend::get_tensor(const Tensor& t, void* dst, size_t offset, size_t size) {
+    MOELITE_ASSERT(t.data != nullptr && offset + size <= t.nbytes());
+    std::memcpy(dst, static_cast<const char*>(t.data) + offset, size);
+}
+
+size_t CpuBackend::scratch_needed(std::span<Tensor* const> nodes) {
+    const int nth = pool_->size();
+    size_t need = 0;
+    for (const Tensor* node : nodes) {
+        if (!needs_compute(*node)) continue;
+        const cpu::WorkSize ws = cpu::op_work_size(*node, nth, blas_min_cols_);
+        need = std::max(need, cpu::align_up(ws.shared) + size_t(nth) * cpu::align_up(ws.per_thread));
+    }
+    return need;
+}
+
+void CpuBackend::reserve(std::span<Tensor* const> nodes) {
+    const size_t need = scratch_needed(nodes);
+    if (need <= scratch_size_) return;
+    scratch_.reset(static_cast<char*>(aligned_bytes(need)));
+    scratch_size_ = need;
+}
+
+void CpuBackend::run_job(void* ctx, int ith, int nth) {
+    const Job& job = *static_cast<const Job*>(ctx);
+    cpu::OpContext oc;
+    oc.ith = ith;
+    oc.nth = nth;
+    oc.pool = job.pool;
+    oc.kt = job.kernels;
+    oc.wdata = job.scratch;
+    oc.blas_min_cols = job.blas_min_cols;
+    bool first = true;
+    for (const Tensor* node : job.nodes) {
+        if (!needs_compute(*node)) continue;
+        // Every thread computes the same layout; no shared state to publish.
+        if (!first) oc.barrier();
+        first = false;
+        const cpu::WorkSize ws = cpu::op_work_size(*node, nth, job.blas_min_cols);
+        oc.shared_bytes = cpu::align_up(ws.shared);
+        oc.per_thread_bytes = cpu::align_up(ws.per_thread);
+        cpu::op_compute(*node, oc);
+    }
+}
+
+void CpuBackend::compute(std::span<Tensor* const> nodes) {
+    for (const Tensor* node : nodes) {
+        if (!needs_compute(*node)) continue;
+        MOELITE_ASSERT_MSG(cpu::op_supported(*node), op_name(node->op));
+        MOELITE_ASSERT_MSG(node->data != nullptr, "CPU backend: node without data");
+    }
+    reserve(nodes);
+    Job job{nodes, kernels_, pool_.get(), scratch_.get(), blas_min_cols_};
+    pool_->run(run_job, &job);
+}
+
+}  // namespace moelite

@@ -1,0 +1,279 @@
+// soft_max (scale, optional mask), argsort_top_k and flash_attn. Semantics in
+// core/graph.h.
+//
+// A row whose every entry is masked (-inf) has no softmax; it comes out as
+// zeros (soft_max) or a zero vector (flash_attn) rather than NaN.
+//
+// flash_attn makes one pass over the keys per (head, query) with the online
+// softmax (Milakov & Gimelshein 2018): a running max M, sum S and weighted
+// value sum; a new score s above M rescales S and the sum by exp(M - s).
+// The query row is converted once to the key type's vec_dot_type (as mul_mat
+// does for activations) so q.k uses the same dot kernels as the weights;
+// values of a non-F32 type are dequantized one row at a time. Heads sharing
+// a KV head (GQA; MLA, where every head reads one latent cache) are processed
+// in blocks of up to kMaxHeadBlock, so each key and value row is read and
+// dequantized once per block rather than once per head.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "backends/cpu/ops.h"
+#include "core/error.h"
+#include "core/fp16.h"
+#include "quant/quant.h"
+
+namespace moelite::cpu {
+namespace {
+
+inline float load_f32(const char* p) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+// Element i of a mask row of type F32 or F16.
+inline float mask_value(const Tensor& mask, const char* row, int64_t i) {
+    if (mask.type == DType::F16) {
+        uint16_t h;
+        std::memcpy(&h, row + i * mask.nb[0], 2);
+        return fp16_to_fp32(h);
+    }
+    return load_f32(row + i * mask.nb[0]);
+}
+
+}  // namespace
+
+void op_soft_max(const Tensor& node, const OpContext& ctx) {
+    const Tensor& a = *node.src[0];
+    const Tensor* mask = node.src[1];
+    const float scale = soft_max_scale(node);
+    const int64_t n = node.ne[0];
+    int64_t r0, r1;
+    split_range(node.nrows(), ctx.ith, ctx.nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; ++r) {
+        const int64_t i1 = r % node.ne[1], i2 = (r / node.ne[1]) % node.ne[2], i3 = r / (node.ne[1] * node.ne[2]);
+        const char* src = static_cast<const char*>(a.data) + i1 * a.nb[1] + i2 * a.nb[2] + i3 * a.nb[3];
+        float* dst = reinterpret_cast<float*>(static_cast<char*>(node.data) + i1 * node.nb[1] + i2 * node.nb[2] +
+                                              i3 * node.nb[3]);
+        const char* mrow = nullptr;
+        if (mask)
+            mrow = static_cast<const char*>(mask->data) + i1 * mask->nb[1] + (i2 % mask->ne[2]) * mask->nb[2] +
+                   (i3 % mask->ne[3]) * mask->nb[3];
+        float max = -std::numeric_limits<float>::infinity();
+        for (int64_t i = 0; i < n; ++i) {
+            float v = load_f32(src + i * a.nb[0]) * scale;
+            if (mrow) v += mask_value(*mask, mrow, i);
+            dst[i] = v;
+            max = std::max(max, v);
+        }
+        if (max == -std::numeric_limits<float>::infinity()) {
+            std::fill(dst, dst + n, 0.0f);
+            continue;
+        }
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; ++i) {
+            dst[i] = std::exp(dst[i] - max);
+            sum += dst[i];
+        }
+        const float inv = float(1.0 / sum);
+        for (int64_t i = 0; i < n; ++i) dst[i] *= inv;
+    }
+}
+
+WorkSize work_size_argsort_top_k(const Tensor& node) {
+    // indices, then the group scores and group order of top_k_grouped
+    return {0, align_up(sizeof(int32_t) * size_t(node.src[0]->ne[0]) * 3 + 64)};
+}
+
+void op_argsort_top_k(const Tensor& node, const OpContext& ctx) {
+    const Tensor& a = *node.src[0];
+    const int64_t n = a.ne[0], k = node.ne[0];
+    const int64_t n_group = std::max(top_k_groups(node), 1), kept = top_k_groups_kept(node),
+                  score_n = top_k_group_score_n(node);
+    int32_t* idx = reinterpret_cast<int32_t*>(ctx.thread_scratch());
+    float* group_score = reinterpret_cast<float*>(idx + n);
+    int32_t* group_order = reinterpret_cast<int32_t*>(group_score + n_group);
+    int64_t r0, r1;
+    split_range(node.nrows(), ctx.ith, ctx.nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; ++r) {
+        const int64_t i1 = r % node.ne[1], i2 = (r / node.ne[1]) % node.ne[2], i3 = r / (node.ne[1] * node.ne[2]);
+        const char* src = static_cast<const char*>(a.data) + i1 * a.nb[1] + i2 * a.nb[2] + i3 * a.nb[3];
+        auto value = [&](int32_t i) { return load_f32(src + i * a.nb[0]); };
+        // Largest first, ties by lower index; NaN sorts after every number.
+        auto before = [&](int32_t x, int32_t y) {
+            const float vx = value(x), vy = value(y);
+            const bool nx = std::isnan(vx), ny = std::isnan(vy);
+            if (nx || ny) return nx == ny ? x < y : ny;
+            if (vx != vy) return vx > vy;
+            return x < y;
+        };
+        int64_t m = n;  // candidates in idx[0, m)
+        for (int64_t i = 0; i < n; ++i) idx[i] = int32_t(i);
+        if (n_group > 1) {
+            // Score each group by the sum of its `score_n` largest entries, keep
+            // the best `kept` groups, and choose among their entries only.
+            const int64_t per = n / n_group;
+            for (int64_t g = 0; g < n_group; ++g) {
+                std::partial_sort(idx + g * per, idx + g * per + score_n, idx + (g + 1) * per, before);
+                double s = 0;
+                for (int64_t j = 0; j < score_n; ++j) s += value(idx[g * per + j]);
+                group_score[g] = float(s);
+            }
+            for (int64_t g = 0; g < n_group; ++g) group_order[g] = int32_t(g);
+            std::partial_sort(group_order, group_order + kept, group_order + n_group, [&](int32_t x, int32_t y) {
+                return group_score[x] > group_score[y] || (group_score[x] == group_score[y] && x < y);
+            });
+            m = 0;
+            for (int64_t gi = 0; gi < kept; ++gi)
+                for (int64_t j = 0; j < per; ++j) idx[m++] = int32_t(group_order[gi] * per + j);
+        }
+        std::partial_sort(idx, idx + k, idx + m, before);
+        int32_t* dst = reinterpret_cast<int32_t*>(static_cast<char*>(node.data) + i1 * node.nb[1] +
+                                                  i2 * node.nb[2] + i3 * node.nb[3]);
+        std::memcpy(dst, idx, sizeof(int32_t) * size_t(k));
+    }
+}
+
+bool supports_flash_attn(const Tensor& node) {
+    const Tensor* q = node.src[0];
+    const Tensor* k = node.src[1];
+    const Tensor* v = node.src[2];
+    const Tensor* mask = node.src[3];
+    if (!q || !k || !v || node.type != DType::F32 || q->type != DType::F32) return false;
+    for (const Tensor* t : {k, v}) {
+        if (t->type != DType::F32 && t->type != DType::F16 && t->type != DType::Q8_0) return false;
+        if (!t->rows_contiguous() || !row_to_float(t->type)) return false;
+    }
+    DType vdt;
+    if (!row_vec_dot(kernels(), k->type, &vdt) || !row_from_float(kernels(), vdt)) return false;
+    if (k->ne[0] != q->ne[0] || v->ne[1] != k->ne[1] || v->ne[2] != k->ne[2]) return false;
+    if (k->ne[2] == 0 || q->ne[1] % k->ne[2] != 0 || q->ne[3] != 1 || k->ne[3] != 1 || v->ne[3] != 1) return false;
+    if (node.ne[0] != v->ne[0] || node.ne[1] != q->ne[1] || node.ne[2] != q->ne[2] || node.ne[3] != q->ne[3])
+        return false;
+    if (mask) {
+        if (mask->type != DType::F32 && mask->type != DType::F16) return false;
+        if (mask->ne[0] != k->ne[1] || mask->ne[1] < q->ne[2]) return false;
+        if (mask->ne[2] != 1 || mask->ne[3] != 1) return false;  // one mask for every head
+    }
+    return true;
+}
+
+namespace {
+
+// Heads of one KV group processed together, so each key and value row is
+// read (and dequantized) once for all of them: with GQA or MLA (one latent
+// KV head for every query head) K and V would otherwise be streamed once per
+// head.
+constexpr int64_t kMaxHeadBlock = 8;
+
+struct AttnScratch {
+    size_t q_conv_stride, q_row_bytes, acc_bytes, v_row_bytes;
+    size_t total() const { return kMaxHeadBlock * (q_conv_stride + acc_bytes) + q_row_bytes + v_row_bytes; }
+};
+
+AttnScratch attn_scratch(const Tensor& node) {
+    const Tensor& q = *node.src[0];
+    const Tensor& v = *node.src[2];
+    const DType vdt = quant_traits(node.src[1]->type)->vec_dot_type;
+    return {align_up(dtype_row_bytes(vdt, q.ne[0])), align_up(sizeof(float) * size_t(q.ne[0])),
+            align_up(sizeof(float) * size_t(v.ne[0])), align_up(sizeof(float) * size_t(v.ne[0]))};
+}
+
+}  // namespace
+
+WorkSize work_size_flash_attn(const Tensor& node) { return {0, attn_scratch(node).total()}; }
+
+void op_flash_attn(const Tensor& node, const OpContext& ctx) {
+    const Tensor& q = *node.src[0];
+    const Tensor& k = *node.src[1];
+    const Tensor& v = *node.src[2];
+    const Tensor* mask = node.src[3];
+    const float scale = flash_attn_scale(node);
+    const int64_t D = q.ne[0], Dv = v.ne[0], n_kv = k.ne[1], T = q.ne[2];
+    const int64_t kv_heads = k.ne[2], group = q.ne[1] / kv_heads;
+
+    DType vdt;
+    const VecDotFn dot = row_vec_dot(*ctx.kt, k.type, &vdt);
+    const FromFloatFn convert_q = row_from_float(*ctx.kt, vdt);
+    const ToFloatFn v_to_float = v.type == DType::F32 ? nullptr : row_to_float(v.type);
+
+    const AttnScratch layout = attn_scratch(node);
+    char* scratch = ctx.thread_scratch();
+    char* q_conv = scratch;
+    float* acc = reinterpret_cast<float*>(q_conv + kMaxHeadBlock * layout.q_conv_stride);
+    float* q_row = reinterpret_cast<float*>(reinterpret_cast<char*>(acc) + kMaxHeadBlock * layout.acc_bytes);
+    float* v_row = reinterpret_cast<float*>(reinterpret_cast<char*>(q_row) + layout.q_row_bytes);
+    const size_t acc_stride = layout.acc_bytes / sizeof(float);
+
+    // Units: (query t, kv head, block of heads of its group); smaller blocks
+    // when there would be too few units to keep every thread busy.
+    int64_t head_block = std::min(kMaxHeadBlock, group);
+    while (head_block > 1 && T * kv_heads * ((group + head_block - 1) / head_block) < 2 * ctx.nth) head_block /= 2;
+    const int64_t blocks_per_group = (group + head_block - 1) / head_block;
+
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    float m[kMaxHeadBlock], sum[kMaxHeadBlock], s[kMaxHeadBlock];
+    int64_t u0, u1;
+    split_range(T * kv_heads * blocks_per_group, ctx.ith, ctx.nth, &u0, &u1);
+    for (int64_t u = u0; u < u1; ++u) {
+        const int64_t blk = u % blocks_per_group, kvh = (u / blocks_per_group) % kv_heads;
+        const int64_t t = u / (blocks_per_group * kv_heads);
+        const int64_t h0 = kvh * group + blk * head_block;
+        const int64_t nh = std::min(head_block, (kvh + 1) * group - h0);
+        for (int64_t b = 0; b < nh; ++b) {
+            const char* qp = static_cast<const char*>(q.data) + (h0 + b) * q.nb[1] + t * q.nb[2];
+            for (int64_t i = 0; i < D; ++i) q_row[i] = load_f32(qp + i * q.nb[0]);
+            convert_q(q_row, q_conv + b * layout.q_conv_stride, D);
+            m[b] = kNegInf;
+            sum[b] = 0.0f;
+            std::fill(acc + b * acc_stride, acc + b * acc_stride + Dv, 0.0f);
+        }
+        const char* mrow = mask ? static_cast<const char*>(mask->data) + t * mask->nb[1] : nullptr;
+
+        for (int64_t j = 0; j < n_kv; ++j) {
+            const float mv = mrow ? mask_value(*mask, mrow, j) : 0.0f;
+            if (mv == kNegInf) continue;
+            const char* kp = static_cast<const char*>(k.data) + j * k.nb[1] + kvh * k.nb[2];
+            bool any = false;
+            for (int64_t b = 0; b < nh; ++b) {
+                dot(D, &s[b], kp, q_conv + b * layout.q_conv_stride);
+                s[b] = s[b] * scale + mv;
+                any = any || s[b] != kNegInf;
+            }
+            if (!any) continue;
+            const char* vp = static_cast<const char*>(v.data) + j * v.nb[1] + kvh * v.nb[2];
+            const float* vr = reinterpret_cast<const float*>(vp);
+            if (v_to_float) {
+                v_to_float(vp, v_row, Dv);
+                vr = v_row;
+            }
+            // Online softmax: a score above the running max rescales what was summed so far.
+            for (int64_t b = 0; b < nh; ++b) {
+                if (s[b] == kNegInf) continue;
+                float ms = 1.0f, vs = 1.0f;
+                if (s[b] > m[b]) {
+                    ms = m[b] == kNegInf ? 0.0f : std::exp(m[b] - s[b]);
+                    m[b] = s[b];
+                } else {
+                    vs = std::exp(s[b] - m[b]);
+                }
+                float* a = acc + b * acc_stride;
+                if (ms != 1.0f)
+                    for (int64_t d = 0; d < Dv; ++d) a[d] = a[d] * ms + vr[d] * vs;
+                else
+                    for (int64_t d = 0; d < Dv; ++d) a[d] += vr[d] * vs;
+                sum[b] = sum[b] * ms + vs;
+            }
+        }
+        for (int64_t b = 0; b < nh; ++b) {
+            float* dst = reinterpret_cast<float*>(static_cast<char*>(node.data) + (h0 + b) * node.nb[1] +
+                                                  t * node.nb[2]);
+            const float inv = sum[b] > 0.0f ? 1.0f / sum[b] : 0.0f;
+            const float* a = acc + b * acc_stride;
+            for (int64_t d = 0; d < Dv; ++d) dst[d] = a[d] * inv;
+        }
+    }
+}
+
+}  // namespace moelite::cpu

@@ -1,0 +1,283 @@
+#include "models/model.h"
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <unordered_set>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "quant/quant.h"
+
+namespace moelite {
+namespace {
+
+// Reads hyper-parameters with the file's name in every message.
+class HParamReader {
+public:
+    HParamReader(const GgufFile& f, const std::string& arch) : f_(f), prefix_(arch + ".") {}
+
+    int64_t count(const char* key) const {
+        std::string k = prefix_ + key;
+        if (!f_.has(k)) fail("%s: missing metadata key '%s'", f_.path().c_str(), k.c_str());
+        return check(k, f_.get_i64(k));
+    }
+    int64_t count(const char* key, int64_t fallback) const {
+        std::string k = prefix_ + key;
+        return f_.has(k) ? check(k, f_.get_i64(k)) : fallback;
+    }
+    float real(const char* key, float fallback) const {
+        std::string k = prefix_ + key;
+        return f_.has(k) ? f_.get_f32(k) : fallback;
+    }
+    bool flag(const char* key, bool fallback) const {
+        std::string k = prefix_ + key;
+        return f_.has(k) ? f_.get_bool(k) : fallback;
+    }
+    std::string text(const char* key, const std::string& fallback) const {
+        std::string k = prefix_ + key;
+        return f_.has(k) ? f_.get_string(k) : fallback;
+    }
+
+private:
+    int64_t check(const std::string& key, int64_t v) const {
+        // Counts and sizes of any real model are far below 2^31; larger values
+        // are lies that would overflow shape arithmetic.
+        if (v < 0 || v > (int64_t(1) << 31))
+            fail("%s: metadata key '%s' = %lld is out of range", f_.path().c_str(), key.c_str(), (long long)v);
+        return v;
+    }
+
+    const GgufFile& f_;
+    std::string prefix_;
+};
+
+void require_positive(const GgufFile& f, const char* what, int64_t v) {
+    if (v <= 0) fail("%s: %s must be positive", f.path().c_str(), what);
+}
+
+}  // namespace
+
+HParams hparams_from_gguf(const GgufFile& f) {
+    const std::string arch_str = f.get_string("general.architecture");
+    auto arch = arch_from_name(arch_str);
+    if (!arch)
+        fail("%s: unsupported architecture '%s' (supported: llama, qwen2, deepseek2)", f.path().c_str(),
+             arch_str.c_str());
+    HParamReader r(f, arch_str);
+    HParams hp;
+    hp.arch = *arch;
+    hp.n_layer = r.count("block_count");
+    hp.n_embd = r.count("embedding_length");
+    hp.n_ff = r.count("feed_forward_length", 0);
+    hp.n_ctx_train = r.count("context_length", 4096);
+    hp.n_head = r.count("attention.head_count");
+    hp.n_head_kv = r.count("attention.head_count_kv", hp.n_head);
+    require_positive(f, "block_count", hp.n_layer);
+    require_positive(f, "embedding_length", hp.n_embd);
+    require_positive(f, "attention.head_count", hp.n_head);
+    require_positive(f, "attention.head_count_kv", hp.n_head_kv);
+    if (hp.n_head % hp.n_head_kv != 0)
+        fail("%s: head_count (%lld) is not a multiple of head_count_kv (%lld)", f.path().c_str(),
+             (long long)hp.n_head, (long long)hp.n_head_kv);
+    const int64_t default_head_dim = hp.n_embd / hp.n_head;
+    hp.head_dim_k = r.count("attention.key_length", default_head_dim);
+    hp.head_dim_v = r.count("attention.value_length", hp.head_dim_k);
+    require_positive(f, "attention.key_length", hp.head_dim_k);
+    require_positive(f, "attention.value_length", hp.head_dim_v);
+    hp.rms_eps = r.real("attention.layer_norm_rms_epsilon", 1e-5f);
+    if (!(hp.rms_eps > 0.0f && hp.rms_eps < 1.0f)) fail("%s: layer_norm_rms_epsilon out of range", f.path().c_str());
+    hp.rope_freq_base = r.real("rope.freq_base", 10000.0f);
+    if (!(hp.rope_freq_base > 1.0f)) fail("%s: rope.freq_base out of range", f.path().c_str());
+
+    const std::string scaling = r.text("rope.scaling.type", "none");
+    if (scaling == "none") {
+        hp.rope_scaling = RopeScaling::None;
+    } else if (scaling == "linear") {
+        hp.rope_scaling = RopeScaling::Linear;
+    } else if (scaling == "yarn") {
+        hp.rope_scaling = RopeScaling::Yarn;
+    } else {
+        fail("%s: unsupported rope.scaling.type '%s'", f.path().c_str(), scaling.c_str());
+    }
+    hp.rope_scaling_factor = r.real("rope.scaling.factor", 1.0f);
+    if (hp.rope_scaling != RopeScaling::None && !(hp.rope_scaling_factor > 0.0f))
+        fail("%s: rope.scaling.factor must be positive", f.path().c_str());
+    hp.rope_orig_ctx = r.count("rope.scaling.original_context_length", hp.n_ctx_train);
+    hp.rope_yarn_log_mul = r.real("rope.scaling.yarn_log_multiplier", 0.0f);
+
+    if (hp.arch == Arch::Deepseek2) {
+        hp.n_layer_dense_lead = r.count("leading_dense_block_count", 0);
+        hp.q_lora_rank = r.count("attention.q_lora_rank", 0);
+        hp.kv_lora_rank = r.count("attention.kv_lora_rank");
+        hp.head_dim_k_mla = r.count("attention.key_length_mla", 0);
+        hp.head_dim_v_mla = r.count("attention.value_length_mla", 0);
+        if ((hp.head_dim_k_mla == 0) != (hp.head_dim_v_mla == 0))
+            fail("%s: key_length_mla and value_length_mla must be given together", f.path().c_str());
+        hp.n_ff_exp = r.count("expert_feed_forward_length");
+        hp.n_expert = r.count("expert_count");
+        hp.n_expert_used = r.count("expert_used_count");
+        hp.n_expert_shared = r.count("expert_shared_count", 0);
+        hp.expert_weights_scale = r.real("expert_weights_scale", 1.0f);
+        hp.expert_weights_norm = r.flag("expert_weights_norm", false);
+        const int64_t gating = r.count("expert_gating_func", int64_t(ExpertGating::Softmax));
+        if (gating != int64_t(ExpertGating::Softmax) && gating != int64_t(ExpertGating::Sigmoid))
+            fail("%s: unsupported expert_gating_func %lld", f.path().c_str(), (long long)gating);
+        hp.expert_gating = ExpertGating(gating);
+        hp.n_expert_groups = r.count("expert_group_count", 1);
+        hp.n_expert_groups_used = r.count("expert_group_used_count", hp.n_expert_groups);
+        hp.n_layer_nextn = r.count("nextn_predict_layers", 0);
+        require_positive(f, "expert_count", hp.n_expert);
+        require_positive(f, "expert_used_count", hp.n_expert_used);
+        if (hp.n_expert_used > hp.n_expert) fail("%s: expert_used_count exceeds expert_count", f.path().c_str());
+        if (hp.n_expert_groups <= 0 || hp.n_expert % hp.n_expert_groups != 0 || hp.n_expert_groups_used <= 0 ||
+            hp.n_expert_groups_used > hp.n_expert_groups)
+            fail("%s: expert_group_count / expert_group_used_count do not divide the experts", f.path().c_str());
+        if (hp.n_layer_dense_lead > hp.n_layer) fail("%s: leading_dense_block_count exceeds block_count", f.path().c_str());
+        // MTP layers, when present, are counted in block_count; we run only the trunk.
+        if (hp.n_layer_nextn > 0) {
+            if (hp.n_layer_nextn >= hp.n_layer) fail("%s: nextn_predict_layers out of range", f.path().c_str());
+            hp.n_layer -= hp.n_layer_nextn;
+        }
+    }
+    hp.n_rot = r.count("rope.dimension_count", hp.arch == Arch::Deepseek2 ? 0 : hp.head_dim_k);
+    if (hp.n_rot <= 0 || hp.n_rot % 2 != 0 || hp.n_rot > std::max(hp.qk_head_dim(), hp.head_dim_k))
+        fail("%s: rope.dimension_count (%lld) is invalid", f.path().c_str(), (long long)hp.n_rot);
+    if (hp.arch == Arch::Deepseek2 && hp.qk_nope_dim() < 0)
+        fail("%s: key length is smaller than the RoPE dimension", f.path().c_str());
+
+    const std::string vocab_key = arch_str + ".vocab_size";
+    if (f.has(vocab_key)) {
+        hp.n_vocab = f.get_i64(vocab_key);
+    } else if (const GgufValue* tokens = f.find("tokenizer.ggml.tokens")) {
+        hp.n_vocab = int64_t(tokens->size());
+    } else if (const GgufTensorInfo* emb = f.find_tensor("token_embd.weight")) {
+        hp.n_vocab = emb->ne[1];
+    }
+    if (hp.n_vocab <= 0 || hp.n_vocab > (int64_t(1) << 24))
+        fail("%s: vocabulary size %lld is out of range", f.path().c_str(), (long long)hp.n_vocab);
+    hp.tied_embeddings = f.find_tensor("output.weight") == nullptr;
+    return hp;
+}
+
+std::optional<Tokenizer> tokenizer_from_gguf(const GgufFile& f) {
+    const std::string model = f.opt_string("tokenizer.ggml.model").value_or("none");
+    if (model == "none") return std::nullopt;
+    if (model != "gpt2")
+        fail("%s: tokenizer model '%s' is not supported (only byte-level BPE, \"gpt2\")", f.path().c_str(),
+             model.c_str());
+    TokenizerMetadata md;
+    md.model = model;
+    md.pre = f.opt_string("tokenizer.ggml.pre").value_or("default");
+    md.tokens = f.get_array<std::string>("tokenizer.ggml.tokens");
+    if (const GgufValue* types = f.find("tokenizer.ggml.token_type")) {
+        (void)types;
+        for (int64_t t : f.get_int_array("tokenizer.ggml.token_type")) md.token_types.push_back(int32_t(t));
+    }
+    if (f.has("tokenizer.ggml.merges")) md.merges = f.get_array<std::string>("tokenizer.ggml.merges");
+    auto id = [&](const char* key) -> int32_t {
+        auto v = f.opt_i64(key);
+        if (!v) return -1;
+        if (*v < 0 || *v >= int64_t(md.tokens.size()))
+            fail("%s: %s = %lld is outside the vocabulary", f.path().c_str(), key, (long long)*v);
+        return int32_t(*v);
+    };
+    md.bos_id = id("tokenizer.ggml.bos_token_id");
+    md.eos_id = id("tokenizer.ggml.eos_token_id");
+    md.eot_id = id("tokenizer.ggml.eot_token_id");
+    md.pad_id = id("tokenizer.ggml.padding_token_id");
+    md.add_bos = f.opt_bool("tokenizer.ggml.add_bos_token");
+    md.add_eos = f.opt_bool("tokenizer.ggml.add_eos_token");
+    md.chat_template = f.opt_string("tokenizer.chat_template").value_or("");
+    return Tokenizer::from_metadata(md, f.path());
+}
+
+std::shared_ptr<const Model> Model::load(const std::string& path, Backend& host) {
+    std::shared_ptr<Model> m(new Model());
+    m->file_ = GgufFile::open(path);
+    const GgufFile& f = *m->file_;
+    m->hp_ = hparams_from_gguf(f);
+    const HParams& hp = m->hp_;
+    m->layers_.resize(size_t(hp.n_layer));
+    if (auto t = f.opt_string("tokenizer.chat_template")) m->chat_template_ = *t;
+    m->tokenizer_ = tokenizer_from_gguf(f);
+    if (m->tokenizer_ && int64_t(m->tokenizer_->vocab_size()) > hp.n_vocab)
+        fail("%s: the tokenizer has %zu tokens but the model only %lld logits", path.c_str(),
+             size_t(m->tokenizer_->vocab_size()), (long long)hp.n_vocab);
+
+    // The whole mapping is one host buffer; weights are views into it.
+    m->buffer_ = host.wrap_host_memory(const_cast<uint8_t*>(f.file_data()), f.file_size());
+    MOELITE_ASSERT(m->buffer_ != nullptr);
+
+    std::unordered_set<std::string> used;
+    for (const TensorSpec& spec : arch_tensor_specs(hp)) {
+        const GgufTensorInfo* info = f.find_tensor(spec.name);
+        if (!info) {
+            if (spec.need == TensorNeed::Required)
+                fail("%s: missing tensor '%s'", path.c_str(), spec.name.c_str());
+            continue;
+        }
+        // Shapes must match exactly, trailing 1s aside.
+        bool same = true;
+        for (int i = 0; i < kMaxDims; ++i) {
+            const int64_t want = i < int(spec.shape.size()) ? spec.shape[size_t(i)] : 1;
+            same = same && info->ne[i] == want;
+        }
+        if (!same) {
+            std::string want = "[";
+            for (size_t i = 0; i < spec.shape.size(); ++i) want += (i ? ", " : "") + std::to_string(spec.shape[i]);
+            fail("%s: tensor '%s' has shape %s, expected %s]", path.c_str(), spec.name.c_str(),
+                 info->shape_string().c_str(), want.c_str());
+        }
+        if (!quant_traits(info->type))
+            fail("%s: tensor '%s' has type %s, which moelite cannot compute", path.c_str(), spec.name.c_str(),
+                 dtype_name(info->type));
+        Tensor& t = m->tensors_.emplace_back();
+        gguf_tensor_view(*info, t);
+        t.buffer = m->buffer_.get();
+        t.flags |= kTensorWeight;
+        m->weight_bytes_ += info->nbytes;
+        used.insert(spec.name);
+        if (spec.layer < 0) {
+            m->globals_[size_t(spec.role)] = &t;
+        } else {
+            m->layers_[size_t(spec.layer)][size_t(spec.role)] = &t;
+        }
+    }
+    if (hp.arch == Arch::Deepseek2) {
+        for (int64_t il = 0; il < hp.n_layer; ++il) {
+            const auto& l = m->layers_[size_t(il)];
+            const bool split = l[size_t(TensorRole::AttnKB)] && l[size_t(TensorRole::AttnVB)];
+            if (!split && !l[size_t(TensorRole::AttnKvB)])
+                fail("%s: layer %lld has neither attn_kv_b nor attn_k_b + attn_v_b", path.c_str(), (long long)il);
+        }
+    }
+    size_t ignored = 0;
+    for (const auto& info : f.tensors())
+        if (!used.count(info.name)) ++ignored;
+    if (ignored) MOELITE_LOG_INFO("%s: %zu tensors not used by this runtime (e.g. multi-token prediction)", path.c_str(), ignored);
+    return m;
+}
+
+Tensor* Model::weight(TensorRole role, int64_t layer) const {
+    if (layer < 0) return globals_[size_t(role)];
+    MOELITE_ASSERT(layer < int64_t(layers_.size()));
+    return layers_[size_t(layer)][size_t(role)];
+}
+
+std::string Model::description() const {
+    std::map<DType, size_t> bytes_by_type;
+    for (const auto& t : tensors_) bytes_by_type[t.type] += t.nbytes();
+    DType main_type = DType::F32;
+    size_t best = 0;
+    for (auto& [type, bytes] : bytes_by_type)
+        if (bytes > best) best = bytes, main_type = type;
+    double params = 0;
+    for (const auto& t : tensors_) params += double(t.nelements());
+    const char* unit = "M";
+    double scaled = params / 1e6;
+    if (scaled >= 1000) unit = "B", scaled /= 1000;
+    return strprintf("%s %.1f%s %s", arch_name(hp_.arch), scaled, unit, dtype_name(main_type));
+}
+
+}  // namespace moelite

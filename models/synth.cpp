@@ -1,0 +1,198 @@
+#include "models/synth.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "core/gguf_writer.h"
+#include "models/gguf_meta.h"
+#include "quant/quant.h"
+
+namespace moelite {
+namespace {
+
+// splitmix64: a fast, well-mixed generator; rows are seeded independently so
+// the output does not depend on the order tensors are written in.
+struct Rng {
+    uint64_t s;
+    uint64_t next() {
+        uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    }
+    // Approximately N(0, 1): sum of four uniforms, rescaled (cheap, bounded).
+    float normal() {
+        float sum = 0;
+        for (int i = 0; i < 4; ++i) sum += float(next() >> 40) * (1.0f / 16777216.0f);
+        return (sum - 2.0f) * 1.7320508f;
+    }
+};
+
+uint64_t hash_name(const std::string& s, uint64_t seed) {
+    uint64_t h = seed ^ 0xcbf29ce484222325ull;
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+    return h;
+}
+
+// llama.cpp's general.file_type for a file whose big tensors are all `type`.
+uint32_t llama_file_type(DType type) {
+    switch (type) {
+        case DType::F32: return 0;
+        case DType::F16: return 1;
+        case DType::Q4_0: return 2;
+        case DType::Q4_1: return 3;
+        case DType::Q8_0: return 7;
+        case DType::Q5_0: return 8;
+        case DType::Q5_1: return 9;
+        case DType::Q2_K: return 10;
+        case DType::Q3_K: return 11;  // Q3_K_S
+        case DType::Q4_K: return 14;  // Q4_K_S
+        case DType::Q5_K: return 16;  // Q5_K_S
+        case DType::Q6_K: return 18;
+        case DType::BF16: return 32;
+        default: return 0;
+    }
+}
+
+DType type_for(const TensorSpec& spec, const SynthOptions& o) {
+    if (spec.shape.size() == 1) return DType::F32;  // norms, biases: always F32, as llama.cpp writes them
+    DType t = o.type;
+    if (spec.role == TensorRole::TokenEmbd && o.embed_type) t = *o.embed_type;
+    if (spec.role == TensorRole::Output && o.output_type) t = *o.output_type;
+    if (spec.role == TensorRole::FfnGateInp) t = DType::F32;  // the router stays exact
+    if (spec.shape[0] % dtype_block_size(t) != 0) t = DType::F16;
+    return t;
+}
+
+}  // namespace
+
+void synth_write_model(const std::string& path, const HParams& hp, const SynthOptions& o) {
+    if (!quant_traits(o.type)) fail("synth: type %s cannot be written", dtype_name(o.type));
+    std::vector<TensorSpec> specs = arch_tensor_specs(hp);
+    GgufWriter w(path);
+    write_model_metadata(w, hp, o.name);
+    w.add("general.file_type", llama_file_type(o.type));
+    w.add("tokenizer.ggml.model", std::string("none"));
+    std::vector<DType> types;
+    std::vector<TensorSpec> kept;
+    for (const TensorSpec& s : specs) {
+        // llama.cpp writes the split form; older files have the unsplit one.
+        if (s.role == TensorRole::AttnKvB && !o.mla_unsplit_kv_b) continue;
+        if ((s.role == TensorRole::AttnKB || s.role == TensorRole::AttnVB) && o.mla_unsplit_kv_b) continue;
+        const bool wanted_optional = s.role == TensorRole::Output ||
+                                     (s.role == TensorRole::FfnExpProbsB && hp.expert_gating == ExpertGating::Sigmoid);
+        if (s.need == TensorNeed::Optional && !wanted_optional) continue;
+        if (s.role == TensorRole::Output && hp.tied_embeddings) continue;
+        kept.push_back(s);
+        types.push_back(type_for(s, o));
+        w.add_tensor(s.name, types.back(), s.shape);
+    }
+    std::vector<float> row;
+    std::vector<uint8_t> packed;
+    for (size_t i = 0; i < kept.size(); ++i) {
+        const TensorSpec& s = kept[i];
+        const QuantTraits* q = quant_traits(types[i]);
+        const int64_t n0 = s.shape[0];
+        int64_t rows = 1;
+        for (size_t d = 1; d < s.shape.size(); ++d) rows *= s.shape[d];
+        const bool is_norm = s.shape.size() == 1 && s.role != TensorRole::AttnQBias &&
+                             s.role != TensorRole::AttnKBias && s.role != TensorRole::AttnVBias &&
+                             s.role != TensorRole::FfnExpProbsB;
+        const float sd = s.role == TensorRole::TokenEmbd ? 1.0f : (s.shape.size() == 1 ? 0.1f : 1.0f / std::sqrt(float(n0)));
+        row.resize(size_t(n0));
+        packed.resize(dtype_row_bytes(types[i], n0));
+        const uint64_t base = hash_name(s.name, o.seed);
+        for (int64_t r = 0; r < rows; ++r) {
+            Rng rng{base + uint64_t(r) * 0x2545f4914f6cdd1dull};
+            for (auto& x : row) x = is_norm ? 1.0f + 0.1f * rng.normal() : sd * rng.normal();
+            q->from_float(row.data(), packed.data(), n0);
+            w.append_tensor_data(packed.data(), packed.size());
+        }
+    }
+    w.finish();
+}
+
+}  // namespace moelite
+
+namespace moelite {
+namespace {
+
+HParams dense(Arch arch, int64_t vocab, int64_t embd, int64_t ff, int64_t layers, int64_t heads, int64_t kv_heads,
+              float theta, float eps) {
+    HParams hp;
+    hp.arch = arch;
+    hp.n_vocab = vocab;
+    hp.n_ctx_train = 131072;
+    hp.n_embd = embd;
+    hp.n_ff = ff;
+    hp.n_layer = layers;
+    hp.n_head = heads;
+    hp.n_head_kv = kv_heads;
+    hp.head_dim_k = hp.head_dim_v = embd / heads;
+    hp.n_rot = hp.head_dim_k;
+    hp.rope_freq_base = theta;
+    hp.rms_eps = eps;
+    return hp;
+}
+
+HParams deepseek(int64_t vocab, int64_t embd, int64_t ff, int64_t layers, int64_t heads, int64_t q_lora,
+                 int64_t n_expert, int64_t used, int64_t shared, int64_t ff_exp, int64_t dense_lead) {
+    HParams hp;
+    hp.arch = Arch::Deepseek2;
+    hp.n_vocab = vocab;
+    hp.n_ctx_train = 163840;
+    hp.n_embd = embd;
+    hp.n_ff = ff;
+    hp.n_layer = layers;
+    hp.n_head = heads;
+    hp.n_head_kv = 1;
+    hp.q_lora_rank = q_lora;
+    hp.kv_lora_rank = 512;
+    hp.n_rot = 64;
+    hp.head_dim_k_mla = 128 + 64;
+    hp.head_dim_v_mla = 128;
+    hp.head_dim_k = hp.kv_lora_rank + hp.n_rot;
+    hp.head_dim_v = hp.kv_lora_rank;
+    hp.n_expert = n_expert;
+    hp.n_expert_used = used;
+    hp.n_expert_shared = shared;
+    hp.n_ff_exp = ff_exp;
+    hp.n_layer_dense_lead = dense_lead;
+    hp.n_expert_groups = 1;
+    hp.n_expert_groups_used = 1;
+    hp.rms_eps = 1e-6f;
+    hp.rope_freq_base = 10000.0f;
+    hp.rope_scaling = RopeScaling::Yarn;
+    hp.rope_scaling_factor = 40.0f;
+    hp.rope_orig_ctx = 4096;
+    return hp;
+}
+
+}  // namespace
+
+std::optional<HParams> synth_preset(const std::string& name) {
+    if (name == "r1-qwen-1.5b") return dense(Arch::Qwen2, 151936, 1536, 8960, 28, 12, 2, 10000.0f, 1e-6f);
+    if (name == "r1-qwen-7b") return dense(Arch::Qwen2, 152064, 3584, 18944, 28, 28, 4, 10000.0f, 1e-6f);
+    if (name == "r1-llama-8b") return dense(Arch::Llama, 128256, 4096, 14336, 32, 32, 8, 500000.0f, 1e-5f);
+    if (name == "deepseek-v2-lite") {
+        HParams hp = deepseek(102400, 2048, 10944, 27, 16, 0, 64, 6, 2, 1408, 1);
+        hp.rope_yarn_log_mul = 0.1f * 0.707f;
+        return hp;
+    }
+    if (name == "deepseek-v3") {
+        HParams hp = deepseek(129280, 7168, 18432, 61, 128, 1536, 256, 8, 1, 2048, 3);
+        hp.expert_gating = ExpertGating::Sigmoid;
+        hp.expert_weights_norm = true;
+        hp.expert_weights_scale = 2.5f;
+        hp.n_expert_groups = 8;
+        hp.n_expert_groups_used = 4;
+        hp.rope_yarn_log_mul = 0.1f;
+        return hp;
+    }
+    return std::nullopt;
+}
+
+std::string synth_preset_names() { return "r1-qwen-1.5b, r1-qwen-7b, r1-llama-8b, deepseek-v2-lite, deepseek-v3"; }
+
+}  // namespace moelite

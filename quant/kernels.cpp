@@ -1,0 +1,115 @@
+// Assembly of the per-ISA kernel tables (quant/kernels.h).
+//
+// The scalar table is quant_traits(): its reference vec_dot for every type and
+// its from_float for the activation types. Each higher ISA starts from the
+// table below it and overlays the entries its translation unit implements, so
+// an entry an ISA lacks falls through to the best lower one. A registration
+// function runs only when the CPU supports its ISA (it is built with that
+// ISA's flags), so the tables of unsupported ISAs are never built.
+//
+// A fast kernel is kept only where quant_traits() has the reference it must be
+// tested against, and pairs the weight type with the activation type the
+// reference declares; anything else is an inconsistency of our own code.
+#include <array>
+
+#include "core/error.h"
+#include "quant/kernels.h"
+#include "quant/kernels_isa.h"
+
+namespace moelite {
+namespace {
+
+constexpr DType kActivationTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q8_1, DType::Q8_K};
+
+// The activation type each SIMD dot product is written for (ggml's pairing).
+DType simd_vec_dot_type(DType weight) {
+    switch (weight) {
+        case DType::Q4_0:
+        case DType::Q5_0:
+        case DType::Q8_0: return DType::Q8_0;
+        case DType::Q4_1:
+        case DType::Q5_1: return DType::Q8_1;
+        case DType::Q2_K:
+        case DType::Q3_K:
+        case DType::Q4_K:
+        case DType::Q5_K:
+        case DType::Q6_K: return DType::Q8_K;
+        default: return weight;  // F32, F16, BF16: same type on both sides
+    }
+}
+
+KernelTable scalar_table() {
+    KernelTable t{};
+    t.isa = Isa::Scalar;
+    for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
+        const auto type = dtype_from_id(id);
+        const QuantTraits* traits = type ? quant_traits(*type) : nullptr;
+        t.vec_dot[id] = traits ? traits->vec_dot : nullptr;
+        t.quantize_row[id] = nullptr;
+    }
+    for (DType type : kActivationTypes) {
+        const QuantTraits* traits = quant_traits(type);
+        t.quantize_row[uint32_t(type)] = traits ? traits->from_float : nullptr;
+    }
+    return t;
+}
+
+// Runs `fill` over a copy of `below` and keeps only the entries that are safe
+// to use (see the header comment).
+KernelTable overlay(const KernelTable& below, Isa isa, void (*fill)(VecDotFn*, FromFloatFn*)) {
+    KernelTable t = below;
+    t.isa = isa;
+    if (fill == nullptr) return t;
+    fill(t.vec_dot, t.quantize_row);
+    for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
+        const auto type = dtype_from_id(id);
+        const QuantTraits* traits = type ? quant_traits(*type) : nullptr;
+        if (t.vec_dot[id] != below.vec_dot[id]) {
+            if (traits == nullptr || traits->vec_dot == nullptr) {
+                t.vec_dot[id] = below.vec_dot[id];  // no reference yet: not tested, not used
+            } else {
+                MOELITE_ASSERT_MSG(traits->vec_dot_type == simd_vec_dot_type(*type),
+                                   "SIMD dot product written for another activation type than the reference's");
+            }
+        }
+        if (t.quantize_row[id] != below.quantize_row[id] && (traits == nullptr || traits->from_float == nullptr)) {
+            t.quantize_row[id] = below.quantize_row[id];
+        }
+    }
+    return t;
+}
+
+struct Tables {
+    std::array<KernelTable, 5> table{};
+    Isa best = Isa::Scalar;
+};
+
+const Tables& tables() {
+    static const Tables built = [] {
+        Tables t;
+        t.best = isa_machine_best();
+        const int best = int(t.best);
+        t.table[0] = scalar_table();
+        if (best >= int(Isa::Avx2)) t.table[1] = overlay(t.table[0], Isa::Avx2, fill_kernels_avx2);
+        if (best >= int(Isa::Avx512)) t.table[2] = overlay(t.table[1], Isa::Avx512, fill_kernels_avx512);
+        if (best >= int(Isa::Avx512Vnni)) {
+            t.table[3] = overlay(t.table[2], Isa::Avx512Vnni, fill_kernels_avx512vnni);
+        }
+        // AMX kernels come later; until then its table is the VNNI one.
+        if (best >= int(Isa::Amx)) t.table[4] = overlay(t.table[3], Isa::Amx, nullptr);
+        return t;
+    }();
+    return built;
+}
+
+}  // namespace
+
+const KernelTable& kernel_table(Isa isa) {
+    const Tables& t = tables();
+    MOELITE_ASSERT_MSG(int(isa) >= 0 && int(isa) <= int(t.best), "kernel_table: ISA not supported on this machine");
+    return t.table[size_t(isa)];
+}
+
+const KernelTable& kernels() { return kernel_table(isa_active()); }
+
+}  // namespace moelite

@@ -1,0 +1,25 @@
+// Internal: the registration function of each per-ISA translation unit
+// (quant/kernels_<isa>.cpp), called by quant/kernels.cpp to assemble the
+// tables of quant/kernels.h.
+//
+// This header is included by code built with wide instruction-set flags, so it
+// holds plain declarations only: no inline function, no template, nothing the
+// linker could merge with baseline code. For the same reason the functions take
+// the two arrays of a KernelTable rather than the struct (quant/kernels.h pulls
+// in <vector>).
+//
+// Each function overwrites the entries its ISA implements and leaves the others
+// alone; entries are indexed by uint32_t(DType). A registration function may
+// itself contain that ISA's instructions (the compiler is free to use them to
+// store pointers), so it is called only once the CPU is known to support it.
+#pragma once
+
+#include "quant/quant.h"
+
+namespace moelite {
+
+void fill_kernels_avx2(VecDotFn* vec_dot, FromFloatFn* quantize_row);
+void fill_kernels_avx512(VecDotFn* vec_dot, FromFloatFn* quantize_row);
+void fill_kernels_avx512vnni(VecDotFn* vec_dot, FromFloatFn* quantize_row);
+
+}  // namespace moelite

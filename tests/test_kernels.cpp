@@ -1,0 +1,596 @@
+// Per-ISA kernels (quant/kernels.h) against the scalar references of
+// quant/quant.h, for every ISA this machine supports (the others are skipped
+// with a message), and the run-time dispatch around them.
+//
+// Dot products must equal the reference up to the order of float sums:
+// |simd - ref| <= 1e-5 * sum |x_i * y_i| (the dequantized magnitudes), far
+// below what one wrong element changes on the rows used. Quantizers must
+// write the reference's bytes exactly: both round the same way (roundf for
+// Q8_0/Q8_1, to nearest even for Q8_K, f16 and bf16), so a difference, ties
+// included, is a bug; the test also checks that every output dequantizes to
+// within half a step of its input. Measured here: 0 differing bytes on every
+// input, the tie-only rows included.
+//
+// The dispatch: MOELITE_ISA parsing (isa_parse_cap, called directly rather
+// than through setenv), isa_supported() against cpu_features() and
+// /proc/cpuinfo, the SIMD entries being the ones selected, and the build
+// itself: per-ISA objects export nothing the linker could merge, and no other
+// object of the library holds an AVX instruction.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "core/log.h"
+#include "quant/blocks.h"
+#include "quant/kernels.h"
+#include "tests/test_util.h"
+
+using namespace moelite;
+
+namespace {
+
+const QuantTraits& traits_of(DType type) {
+    const QuantTraits* t = quant_traits(type);
+    MOELITE_ASSERT(t != nullptr);
+    return *t;
+}
+
+// Every type with a reference dot product.
+std::vector<DType> dot_types() {
+    std::vector<DType> out;
+    for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
+        const auto type = dtype_from_id(id);
+        if (type && quant_traits(*type) && quant_traits(*type)->vec_dot) out.push_back(*type);
+    }
+    return out;
+}
+
+bool is_activation_type(DType t) {
+    return t == DType::Q8_0 || t == DType::Q8_1 || t == DType::Q8_K;
+}
+
+std::vector<uint8_t> quantize_ref(DType type, const std::vector<float>& x) {
+    std::vector<uint8_t> out(dtype_row_bytes(type, int64_t(x.size())));
+    traits_of(type).from_float(x.data(), out.data(), int64_t(x.size()));
+    return out;
+}
+
+std::vector<float> dequantize(DType type, const std::vector<uint8_t>& bytes, int64_t n) {
+    std::vector<float> out(static_cast<size_t>(n));
+    traits_of(type).to_float(bytes.data(), out.data(), n);
+    return out;
+}
+
+uint16_t random_f16_scale(std::mt19937& rng, float lo, float hi) {
+    std::uniform_real_distribution<float> dist(lo, hi);
+    return fp32_to_fp16(dist(rng));
+}
+
+// Makes raw random (or patterned) block bytes valid: scale fields finite and
+// moderate, activation quants within -127..127 with consistent sums. Quant
+// bits and packed sub-block scales are left as they are, so every pattern
+// the format allows is exercised.
+void sanitize_blocks(DType type, uint8_t* data, int64_t n, bool activation, std::mt19937& rng) {
+    const int64_t nb = n / dtype_block_size(type);
+    auto clamp_q8 = [](int8_t* q, int count) {
+        for (int j = 0; j < count; ++j) q[j] = q[j] == -128 ? int8_t(-127) : q[j];
+    };
+    for (int64_t i = 0; i < nb; ++i) {
+        uint8_t* block = data + size_t(i) * dtype_block_bytes(type);
+        switch (type) {
+            case DType::Q4_0: reinterpret_cast<BlockQ4_0*>(block)->d = random_f16_scale(rng, -0.1f, 0.1f); break;
+            case DType::Q5_0: reinterpret_cast<BlockQ5_0*>(block)->d = random_f16_scale(rng, -0.1f, 0.1f); break;
+            case DType::Q4_1: {
+                auto* b = reinterpret_cast<BlockQ4_1*>(block);
+                b->d = random_f16_scale(rng, 0.0f, 0.1f);
+                b->m = random_f16_scale(rng, -1.0f, 1.0f);
+                break;
+            }
+            case DType::Q5_1: {
+                auto* b = reinterpret_cast<BlockQ5_1*>(block);
+                b->d = random_f16_scale(rng, 0.0f, 0.1f);
+                b->m = random_f16_scale(rng, -1.0f, 1.0f);
+                break;
+            }
+            case DType::Q8_0: {
+                auto* b = reinterpret_cast<BlockQ8_0*>(block);
+                b->d = random_f16_scale(rng, -0.01f, 0.01f);
+                if (activation) clamp_q8(b->qs, kQK8_0);  // weights may hold -128, activations never do
+                break;
+            }
+            case DType::Q2_K: {
+                auto* b = reinterpret_cast<BlockQ2_K*>(block);
+                b->d = random_f16_scale(rng, 0.0f, 0.01f);
+                b->dmin = random_f16_scale(rng, 0.0f, 0.01f);
+                break;
+            }
+            case DType::Q3_K: reinterpret_cast<BlockQ3_K*>(block)->d = random_f16_scale(rng, -0.01f, 0.01f); break;
+            case DType::Q4_K: {
+                auto* b = reinterpret_cast<BlockQ4_K*>(block);
+                b->d = random_f16_scale(rng, 0.0f, 0.01f);
+                b->dmin = random_f16_scale(rng, 0.0f, 0.01f);
+                break;
+            }
+            case DType::Q5_K: {
+                auto* b = reinterpret_cast<BlockQ5_K*>(block);
+                b->d = random_f16_scale(rng, 0.0f, 0.01f);
+                b->dmin = random_f16_scale(rng, 0.0f, 0.01f);
+                break;
+            }
+            case DType::Q6_K: reinterpret_cast<BlockQ6_K*>(block)->d = random_f16_scale(rng, -0.001f, 0.001f); break;
+            case DType::Q8_1: {
+                auto* b = reinterpret_cast<BlockQ8_1*>(block);
+                clamp_q8(b->qs, kQK8_1);
+                const float d = fp16_to_fp32(random_f16_scale(rng, 0.0f, 0.02f));
+                int sum = 0;
+                for (int8_t q : b->qs) sum += q;
+                b->d = fp32_to_fp16(d);
+                b->s = fp32_to_fp16(d * float(sum));
+                break;
+            }
+            case DType::Q8_K: {
+                auto* b = reinterpret_cast<BlockQ8_K*>(block);
+                clamp_q8(b->qs, kQK_K);
+                std::uniform_real_distribution<float> dist(-0.02f, 0.02f);
+                b->d = dist(rng);
+                for (int g = 0; g < kQK_K / 16; ++g) {
+                    int sum = 0;
+                    for (int j = 0; j < 16; ++j) sum += b->qs[16 * g + j];
+                    b->bsums[g] = int16_t(sum);
+                }
+                break;
+            }
+            default: break;
+        }
+    }
+}
+
+// Row bytes of `type` for one of the data kinds below.
+enum class Data { Random, Outliers, Zeros, RawBits, AllOnes, AllZeroBits, AllHighBit };
+const char* data_name(Data d) {
+    switch (d) {
+        case Data::Random: return "random";
+        case Data::Outliers: return "outliers";
+        case Data::Zeros: return "zeros";
+        case Data::RawBits: return "raw bits";
+        case Data::AllOnes: return "bits 0xff";
+        case Data::AllZeroBits: return "bits 0x00";
+        case Data::AllHighBit: return "bits 0x80";
+    }
+    return "?";
+}
+
+std::vector<uint8_t> make_row(DType type, int64_t n, Data kind, bool activation, uint32_t seed) {
+    std::mt19937 rng(seed);
+    const bool is_float = !dtype_is_quantized(type);
+    if (kind == Data::Random || kind == Data::Outliers || kind == Data::Zeros || is_float) {
+        std::vector<float> x = test::random_floats(size_t(n), seed, activation ? 1.0f : 0.05f);
+        if (kind == Data::Zeros) x.assign(size_t(n), 0.0f);
+        if (kind == Data::Outliers || (is_float && kind != Data::Random && kind != Data::Zeros)) {
+            std::uniform_int_distribution<int64_t> pick(0, n - 1);
+            for (int k = 0; k < 1 + int(n / 64); ++k) x[size_t(pick(rng))] = (k % 2 ? -1.0f : 1.0f) * 3.0e3f;
+        }
+        return quantize_ref(type, x);
+    }
+    std::vector<uint8_t> bytes(dtype_row_bytes(type, n));
+    uint8_t fill = kind == Data::AllOnes ? 0xff : kind == Data::AllZeroBits ? 0x00 : 0x80;
+    if (kind == Data::RawBits) {
+        std::uniform_int_distribution<int> byte(0, 255);
+        for (auto& b : bytes) b = uint8_t(byte(rng));
+    } else {
+        // activations at the largest magnitude: all +127 or all -127
+        if (activation) fill = kind == Data::AllOnes ? 0x7f : 0x81;
+        std::memset(bytes.data(), fill, bytes.size());
+    }
+    sanitize_blocks(type, bytes.data(), n, activation, rng);
+    return bytes;
+}
+
+// The row with every term of its formula made positive: for the formats with
+// an offset (x = d * q + m, or d * sc * q - dmin * m) the sizes of the terms,
+// not of their difference, bound the float rounding of any evaluation order.
+std::vector<uint8_t> magnitude_twin(DType type, std::vector<uint8_t> bytes) {
+    const size_t bb = dtype_block_bytes(type);
+    for (size_t off = 0; off + bb <= bytes.size(); off += bb) {
+        uint8_t* block = bytes.data() + off;
+        auto positive = [](fp16_bits& h) { h = fp16_bits(h & 0x7fff); };
+        auto negative = [](fp16_bits& h) { h = fp16_bits(h | 0x8000); };
+        switch (type) {
+            case DType::Q4_1: positive(reinterpret_cast<BlockQ4_1*>(block)->d), positive(reinterpret_cast<BlockQ4_1*>(block)->m); break;
+            case DType::Q5_1: positive(reinterpret_cast<BlockQ5_1*>(block)->d), positive(reinterpret_cast<BlockQ5_1*>(block)->m); break;
+            case DType::Q2_K: positive(reinterpret_cast<BlockQ2_K*>(block)->d), negative(reinterpret_cast<BlockQ2_K*>(block)->dmin); break;
+            case DType::Q4_K: positive(reinterpret_cast<BlockQ4_K*>(block)->d), negative(reinterpret_cast<BlockQ4_K*>(block)->dmin); break;
+            case DType::Q5_K: positive(reinterpret_cast<BlockQ5_K*>(block)->d), negative(reinterpret_cast<BlockQ5_K*>(block)->dmin); break;
+            default: break;
+        }
+    }
+    return bytes;
+}
+
+// sum |x_i| * |y_i| over the dequantized rows (x's terms made positive): the
+// scale of the rounding error of a dot product.
+double abs_dot(DType xt, const std::vector<uint8_t>& x, DType yt, const std::vector<uint8_t>& y, int64_t n) {
+    const std::vector<float> a = dequantize(xt, magnitude_twin(xt, x), n), b = dequantize(yt, y, n);
+    double sum = 0.0;
+    for (size_t i = 0; i < a.size(); ++i) sum += std::fabs(double(a[i]) * double(b[i]));
+    return sum;
+}
+
+std::vector<int64_t> row_lengths(DType type) {
+    if (!dtype_is_quantized(type)) return {1, 2, 7, 8, 9, 31, 32, 33, 100, 257, 4099};
+    const int64_t bs = dtype_block_size(type);
+    std::vector<int64_t> out;
+    for (int64_t blocks : {1, 2, 3, 5, 7, 16, 17}) out.push_back(blocks * bs);
+    return out;
+}
+
+std::string unsupported_isas() {
+    std::string s;
+    for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni, Isa::Amx}) {
+        if (int(isa) > int(isa_machine_best())) s += std::string(s.empty() ? "" : ", ") + isa_name(isa);
+    }
+    return s;
+}
+
+void note_skipped_isas() {
+    const std::string skipped = unsupported_isas();
+    if (!skipped.empty()) MESSAGE("SKIPPED on this CPU (not supported): " << skipped);
+}
+
+}  // namespace
+
+TEST_CASE("kernels: every ISA's vec_dot equals the scalar reference") {
+    note_skipped_isas();
+    const Data kinds[] = {Data::Random,  Data::Outliers,    Data::Zeros,     Data::RawBits,
+                          Data::AllOnes, Data::AllZeroBits, Data::AllHighBit};
+    for (Isa isa : isa_supported()) {
+        const KernelTable& table = kernel_table(isa);
+        double worst = 0.0;
+        int compared = 0;
+        for (DType wt : dot_types()) {
+            const QuantTraits& tr = traits_of(wt);
+            const VecDotFn fn = table.vec_dot[uint32_t(wt)];
+            REQUIRE((fn != nullptr));
+            for (int64_t n : row_lengths(wt)) {
+                for (Data kind : kinds) {
+                    const uint32_t seed = uint32_t(n * 131 + int(kind) * 7 + uint32_t(wt));
+                    const auto x = make_row(wt, n, kind, is_activation_type(wt), seed);
+                    const auto y = make_row(tr.vec_dot_type, n, kind == Data::AllZeroBits ? Data::AllOnes : kind,
+                                            true, seed + 1);
+                    float want = 0.0f, got = 0.0f;
+                    tr.vec_dot(n, &want, x.data(), y.data());
+                    fn(n, &got, x.data(), y.data());
+                    const double scale = abs_dot(wt, x, tr.vec_dot_type, y, n);
+                    const double err = std::fabs(double(got) - double(want));
+                    INFO(std::string(isa_name(isa)) << " " << std::string(dtype_name(wt)) << " n=" << n << " data=" << std::string(data_name(kind))
+                                       << " ref=" << want << " got=" << got << " scale=" << scale);
+                    REQUIRE(std::isfinite(got));
+                    CHECK(err <= 1e-5 * scale + 1e-30);
+                    if (scale > 0) worst = std::max(worst, err / scale);
+                    ++compared;
+                }
+            }
+        }
+        MESSAGE(std::string(isa_name(isa)) << ": " << compared << " dot products, worst |simd - ref| / sum|x*y| = " << worst);
+    }
+}
+
+TEST_CASE("kernels: every ISA's quantize_row writes the reference's bytes") {
+    note_skipped_isas();
+    const DType types[] = {DType::F16, DType::BF16, DType::Q8_0, DType::Q8_1, DType::Q8_K};
+    for (Isa isa : isa_supported()) {
+        const KernelTable& table = kernel_table(isa);
+        int rows = 0;
+        for (DType type : types) {
+            if (!quant_traits(type)) continue;
+            const FromFloatFn fn = table.quantize_row[uint32_t(type)];
+            REQUIRE((fn != nullptr));
+            const int64_t bs = dtype_block_size(type);
+            std::vector<std::pair<std::string, std::vector<float>>> inputs;
+            for (int64_t blocks : {1, 3, 8, 17}) {
+                const int64_t n = blocks * (bs == 1 ? 37 : bs);
+                inputs.push_back({"random", test::random_floats(size_t(n), uint32_t(blocks), 2.0f)});
+            }
+            const int64_t n = bs == 1 ? 1024 : 4 * bs;
+            // halfway cases: with amax 127 the Q8_0 scale is exactly 1, so
+            // every x.5 is a tie; for Q8_K, -127/max is -1
+            std::vector<float> ties(static_cast<size_t>(n));
+            for (int64_t i = 0; i < n; ++i) ties[size_t(i)] = float(int(i % 254) - 127) + (i % 3 ? 0.5f : 0.0f);
+            for (int64_t i = 0; i < n; i += 32) ties[size_t(i)] = (i / 32) % 2 ? 127.0f : -127.0f;
+            inputs.push_back({"ties", ties});
+            // equal magnitudes of both signs: the first decides Q8_K's sign
+            std::vector<float> signs(size_t(n), 0.25f);
+            for (int64_t i = 0; i < n; i += 7) signs[size_t(i)] = (i / 7) % 2 ? 4.0f : -4.0f;
+            inputs.push_back({"signed maxima", signs});
+            inputs.push_back({"zeros", std::vector<float>(size_t(n), 0.0f)});
+            inputs.push_back({"tiny", std::vector<float>(size_t(n), 1e-39f)});
+            inputs.push_back({"huge", test::random_floats(size_t(n), 5, 1e37f)});
+            std::vector<float> special = test::random_floats(size_t(n), 6);
+            special[3] = NAN;
+            special[size_t(n / 2)] = INFINITY;
+            special[size_t(n - 1)] = -INFINITY;
+            special[size_t(n / 3)] = 65520.0f;   // f16 overflow tie
+            special[size_t(n / 4)] = 6.0e-8f;    // f16 subnormal
+            special[size_t(n / 5)] = 1.0e-41f;   // f32 subnormal
+            inputs.push_back({"special", special});
+
+            for (const auto& [name, x] : inputs) {
+                const int64_t len = int64_t(x.size());
+                const std::vector<uint8_t> want = quantize_ref(type, x);
+                std::vector<uint8_t> got(want.size(), 0xcd);
+                fn(x.data(), got.data(), len);
+                size_t differing = 0;
+                for (size_t i = 0; i < want.size(); ++i) differing += want[i] != got[i];
+                INFO(std::string(isa_name(isa)) << " " << std::string(dtype_name(type)) << " input=" << name << " n=" << len);
+                CHECK(differing == 0);
+                ++rows;
+                // and the output is a valid rounding of the input (finite blocks)
+                if (name == "special") continue;
+                const std::vector<float> back = dequantize(type, got, len);
+                for (int64_t b = 0; b < len / bs; ++b) {
+                    float amax = 0.0f;
+                    for (int64_t j = 0; j < bs; ++j) amax = std::max(amax, std::fabs(x[size_t(b * bs + j)]));
+                    const float step = bs == 1 ? 0.0f : amax / 127.0f;
+                    for (int64_t j = 0; j < bs; ++j) {
+                        const size_t k = size_t(b * bs + j);
+                        const float tol = bs == 1 ? std::fabs(x[k]) * (type == DType::BF16 ? 4e-3f : 1e-3f) + 6e-8f
+                                                  : 0.57f * step + 1e-30f;  // half a step, plus the f16 rounding of d
+                        if (std::isinf(back[k]) && std::fabs(x[k]) > 6.5e4f) continue;  // f16 overflow
+                        if (!(std::fabs(back[k] - x[k]) <= tol)) {
+                            FAIL_CHECK("element " << k << ": " << x[k] << " came back as " << back[k]);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        MESSAGE(std::string(isa_name(isa)) << ": " << rows << " quantized rows compared byte for byte");
+    }
+}
+
+TEST_CASE("kernels: MOELITE_ISA names and caps") {
+    CHECK(isa_from_name("scalar") == Isa::Scalar);
+    CHECK(isa_from_name("AVX2") == Isa::Avx2);
+    CHECK(isa_from_name("avx512") == Isa::Avx512);
+    CHECK(isa_from_name("Avx512Vnni") == Isa::Avx512Vnni);
+    CHECK(isa_from_name("amx") == Isa::Amx);
+    CHECK_FALSE(isa_from_name("avx").has_value());
+    CHECK_FALSE(isa_from_name("").has_value());
+    CHECK_FALSE(isa_from_name("avx2 ").has_value());
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni, Isa::Amx}) {
+        CHECK(isa_from_name(isa_name(isa)) == isa);
+    }
+
+    std::vector<std::string> warnings;
+    log_set_callback([&](LogLevel level, const std::string& text) {
+        if (level == LogLevel::Warn) warnings.push_back(text);
+    });
+    // no request, or "auto": the machine's best, silently
+    CHECK(isa_parse_cap(nullptr, Isa::Avx512Vnni) == Isa::Avx512Vnni);
+    CHECK(isa_parse_cap("", Isa::Avx2) == Isa::Avx2);
+    CHECK(isa_parse_cap("auto", Isa::Avx2) == Isa::Avx2);
+    CHECK(warnings.empty());
+    // a cap at or below the machine's best is taken, silently
+    CHECK(isa_parse_cap("scalar", Isa::Avx2) == Isa::Scalar);
+    CHECK(isa_parse_cap("avx2", Isa::Avx2) == Isa::Avx2);
+    CHECK(isa_parse_cap("avx2", Isa::Amx) == Isa::Avx2);
+    CHECK(isa_parse_cap("AVX512", Isa::Avx512Vnni) == Isa::Avx512);
+    CHECK(warnings.empty());
+    // asking for more than the machine has: warned, never raised
+    CHECK(isa_parse_cap("avx512", Isa::Avx2) == Isa::Avx2);
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("avx512") != std::string::npos);
+    CHECK(isa_parse_cap("amx", Isa::Scalar) == Isa::Scalar);
+    CHECK(warnings.size() == 2);
+    // an unknown name: warned, ignored
+    CHECK(isa_parse_cap("sse9", Isa::Avx2) == Isa::Avx2);
+    REQUIRE(warnings.size() == 3);
+    CHECK(warnings[2].find("sse9") != std::string::npos);
+    log_set_callback(nullptr);
+
+    CHECK(int(isa_active()) <= int(isa_machine_best()));
+}
+
+TEST_CASE("kernels: isa_supported agrees with cpu_features and the kernel's cpuinfo") {
+    const CpuFeatures& f = cpu_features();
+    const std::vector<Isa> supported = isa_supported();
+    REQUIRE(!supported.empty());
+    CHECK(supported.front() == Isa::Scalar);
+    CHECK(supported.back() == isa_machine_best());
+    for (size_t i = 0; i < supported.size(); ++i) CHECK(int(supported[i]) == int(i));  // a prefix, in order
+
+    auto has = [&](Isa isa) { return int(isa) <= int(isa_machine_best()); };
+    const bool avx2 = f.avx && f.avx2 && f.fma && f.f16c && f.bmi2 && f.os_avx;
+    const bool avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.os_avx512;
+    CHECK(has(Isa::Avx2) == avx2);
+    CHECK(has(Isa::Avx512) == avx512);
+    CHECK(has(Isa::Avx512Vnni) == (avx512 && f.avx512vnni));
+    CHECK(has(Isa::Amx) == (avx512 && f.avx512vnni && f.amx_tile && f.amx_int8 && f.amx_bf16 && f.os_amx));
+    if (f.os_amx) CHECK(f.amx_tile);
+
+    // Linux says what it found independently; the CPUID bits must match it.
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    std::string line, flags;
+    while (std::getline(cpuinfo, line)) {
+        if (line.rfind("flags", 0) == 0) {
+            flags = " ";  // (built up in steps: GCC 12 warns falsely on " " + std::string)
+            flags += line.substr(line.find(':') + 1);
+            flags += " ";
+            break;
+        }
+    }
+    if (flags.empty()) {
+        MESSAGE("SKIPPED: no /proc/cpuinfo flags to compare with");
+        return;
+    }
+    auto listed = [&](const char* name) { return flags.find(std::string(" ") + name + " ") != std::string::npos; };
+    CHECK(f.avx == listed("avx"));
+    CHECK(f.avx2 == listed("avx2"));
+    CHECK(f.fma == listed("fma"));
+    CHECK(f.f16c == listed("f16c"));
+    CHECK(f.bmi2 == listed("bmi2"));
+    CHECK(f.avx512f == listed("avx512f"));
+    CHECK(f.avx512bw == listed("avx512bw"));
+    CHECK(f.avx512vl == listed("avx512vl"));
+    CHECK(f.avx512dq == listed("avx512dq"));
+    CHECK(f.avx512vnni == listed("avx512_vnni"));
+    CHECK(f.amx_tile == listed("amx_tile"));
+    MESSAGE("machine best: " << std::string(isa_name(isa_machine_best())) << ", active: " << std::string(isa_name(isa_active())));
+}
+
+TEST_CASE("kernels: tables are complete and the SIMD kernels are the ones selected") {
+    for (Isa isa : isa_supported()) {
+        const KernelTable& table = kernel_table(isa);
+        CHECK(table.isa == isa);
+        for (DType type : dot_types()) CHECK((table.vec_dot[uint32_t(type)] != nullptr));
+        for (DType type : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q8_1, DType::Q8_K}) {
+            if (quant_traits(type)) CHECK((table.quantize_row[uint32_t(type)] != nullptr));
+        }
+    }
+    const KernelTable& scalar = kernel_table(Isa::Scalar);
+    CHECK((scalar.vec_dot[uint32_t(DType::Q4_0)] == traits_of(DType::Q4_0).vec_dot ? true : false));
+    if (int(isa_machine_best()) < int(Isa::Avx2)) {
+        MESSAGE("SKIPPED: no AVX2 on this CPU");
+        return;
+    }
+    const KernelTable& avx2 = kernel_table(Isa::Avx2);
+    for (DType type : {DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::F16}) {
+        INFO(std::string(dtype_name(type)));
+        CHECK((avx2.vec_dot[uint32_t(type)] != traits_of(type).vec_dot ? true : false));
+    }
+    for (DType type : {DType::Q8_0, DType::Q8_K}) {
+        CHECK((avx2.quantize_row[uint32_t(type)] != traits_of(type).from_float ? true : false));
+    }
+    if (int(isa_machine_best()) >= int(Isa::Avx512)) {
+        const KernelTable& avx512 = kernel_table(Isa::Avx512);
+        CHECK((avx512.vec_dot[uint32_t(DType::Q4_0)] != avx2.vec_dot[uint32_t(DType::Q4_0)] ? true : false));
+    }
+}
+
+// The per-ISA objects must not hand the linker anything it could merge with
+// baseline code: no weak or COMDAT symbol (an inline function or template
+// instantiated with wide instructions), and no global but the registration
+// function. Reads the objects of the build the test runs from.
+TEST_CASE("kernels: per-ISA objects export only their registration function") {
+    const auto dir = test::moelite_binary().parent_path() / "CMakeFiles" / "moelite.dir" / "quant";
+    int checked = 0;
+    for (const char* isa : {"avx2", "avx512", "avx512vnni"}) {
+        const auto obj = dir / (std::string("kernels_") + isa + ".cpp.o");
+        if (!std::filesystem::exists(obj)) continue;
+        std::string out;
+        if (test::run_command("nm --defined-only -C '" + obj.string() + "'", &out) != 0) {
+            MESSAGE("SKIPPED: nm is not available");
+            return;
+        }
+        std::istringstream lines(out);
+        std::string line;
+        while (std::getline(lines, line)) {
+            // "<address> <type> <name>"
+            if (line.size() < 19) continue;
+            const char kind = line[17];
+            const std::string name = line.substr(19);
+            INFO(obj.filename().string() << ": " << line);
+            CHECK(kind != 'W');
+            CHECK(kind != 'V');
+            CHECK(kind != 'u');
+            CHECK(kind != 'i');
+            if (kind == 'T' || kind == 'D' || kind == 'B' || kind == 'R') {
+                CHECK(name.find(std::string("moelite::fill_kernels_") + isa + "(") == 0);
+            }
+        }
+        ++checked;
+    }
+    if (checked == 0) MESSAGE("SKIPPED: per-ISA objects not found under " << dir.string());
+}
+
+// The rest of the library is baseline x86-64: no VEX or EVEX instruction (every
+// such mnemonic starts with 'v') outside the per-ISA objects, or a CPU without
+// AVX would die on an illegal instruction.
+TEST_CASE("kernels: baseline objects hold no AVX instruction") {
+#if defined(__x86_64__)
+    const auto dir = test::moelite_binary().parent_path() / "CMakeFiles" / "moelite.dir";
+    if (!std::filesystem::is_directory(dir)) {
+        MESSAGE("SKIPPED: library objects not found under " << dir.string());
+        return;
+    }
+    int checked = 0;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+        const std::string name = entry.path().filename().string();
+        if (entry.path().extension() != ".o") continue;
+        bool wide = false;
+        for (const char* suffix : {"_avx2.cpp.o", "_avx512.cpp.o", "_avx512vnni.cpp.o", "_amx.cpp.o"}) {
+            const std::string s(suffix);
+            wide |= name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+        }
+        if (wide) continue;
+        std::string out;
+        if (test::run_command("objdump -d --no-show-raw-insn '" + entry.path().string() + "'", &out) != 0) {
+            MESSAGE("SKIPPED: objdump is not available");
+            return;
+        }
+        std::istringstream lines(out);
+        std::string line;
+        int vector_ops = 0;
+        std::string first;
+        while (std::getline(lines, line)) {
+            // "  addr:\tmnemonic operands"
+            const size_t tab = line.find('\t');
+            if (tab == std::string::npos || tab + 1 >= line.size() || line[tab + 1] != 'v') continue;
+            if (line.compare(tab + 1, 4, "verr") == 0 || line.compare(tab + 1, 4, "verw") == 0) continue;
+            if (vector_ops++ == 0) first = line;
+        }
+        INFO(name << ": " << first);
+        CHECK(vector_ops == 0);
+        ++checked;
+    }
+    CHECK(checked > 0);
+#else
+    MESSAGE("SKIPPED: not an x86-64 build");
+#endif
+}
+
+// Not a test: timings of each ISA's dot products against the reference on a
+// 4096-element row. Run with ./build/moelite_tests -tc='*speed*' --no-skip.
+TEST_CASE("kernels: speed of each ISA's vec_dot against the scalar reference" * doctest::skip()) {
+    const int64_t n = 4096;
+    for (DType wt : dot_types()) {
+        const QuantTraits& tr = traits_of(wt);
+        const auto x = make_row(wt, n, Data::Random, false, 1);
+        const auto y = make_row(tr.vec_dot_type, n, Data::Random, true, 2);
+        auto time_ns = [&](VecDotFn fn) {
+            float s = 0.0f, sink = 0.0f;
+            int reps = 0;
+            const auto start = std::chrono::steady_clock::now();
+            double elapsed = 0.0;
+            do {
+                for (int r = 0; r < 64; ++r, ++reps) {
+                    fn(n, &s, x.data(), y.data());
+                    sink += s;
+                }
+                elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            } while (elapsed < 0.2);
+            CHECK(std::isfinite(sink));
+            return elapsed * 1e9 / reps;
+        };
+        const double ref_ns = time_ns(tr.vec_dot);
+        std::ostringstream line;
+        line << dtype_name(wt) << ": scalar " << ref_ns << " ns";
+        for (Isa isa : isa_supported()) {
+            if (isa == Isa::Scalar) continue;
+            const VecDotFn fn = kernel_table(isa).vec_dot[uint32_t(wt)];
+            if (fn == tr.vec_dot) continue;
+            const double ns = time_ns(fn);
+            line << ", " << isa_name(isa) << " " << ns << " ns (x" << ref_ns / ns << ")";
+        }
+        MESSAGE(line.str());
+    }
+}
