@@ -5,11 +5,13 @@
 #include "core/safetensors.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cinttypes>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "core/fp16.h"
@@ -71,7 +73,9 @@ const float* fp8_e4m3_table() {
 }
 
 // E5M2 is the upper byte of an IEEE binary16.
-float fp8_e5m2_to_fp32(uint8_t v) { return fp16_to_fp32(uint16_t(uint16_t(v) << 8)); }
+float fp8_e5m2_to_fp32(uint8_t v) {
+    return fp16_to_fp32(uint16_t(uint16_t(v) << 8));
+}
 
 }  // namespace
 
@@ -81,10 +85,18 @@ std::optional<SafetensorsDType> safetensors_dtype_from_name(std::string_view nam
     return std::nullopt;
 }
 
-const char* safetensors_dtype_name(SafetensorsDType type) { return st_info(type).name; }
-size_t safetensors_dtype_size(SafetensorsDType type) { return st_info(type).size; }
-bool safetensors_dtype_is_float(SafetensorsDType type) { return st_info(type).is_float; }
-std::optional<DType> safetensors_dtype_to_dtype(SafetensorsDType type) { return st_info(type).gguf; }
+const char* safetensors_dtype_name(SafetensorsDType type) {
+    return st_info(type).name;
+}
+size_t safetensors_dtype_size(SafetensorsDType type) {
+    return st_info(type).size;
+}
+bool safetensors_dtype_is_float(SafetensorsDType type) {
+    return st_info(type).is_float;
+}
+std::optional<DType> safetensors_dtype_to_dtype(SafetensorsDType type) {
+    return st_info(type).gguf;
+}
 
 // ---------------------------------------------------------------------------
 // helpers shared with safetensors_checkpoint.cpp
@@ -113,57 +125,96 @@ std::string shape_string(const std::vector<int64_t>& shape) {
     return s + "]";
 }
 
-json parse_json_strict(const std::string& path, const char* what, const char* begin, const char* end,
-                       bool top_keys_are_tensors) {
-    // nlohmann keeps the last of two equal keys without a word; a file that
-    // names a tensor twice is ambiguous, so the callback sees every key and
-    // refuses repeats. It also bounds the nesting, which no valid header
-    // needs beyond a few levels.
-    constexpr int kMaxNesting = 32;
-    std::vector<std::vector<std::string>> keys;  // per open object, sorted
-    int nesting = 0;
-    auto callback = [&](int, json::parse_event_t event, json& parsed) -> bool {
-        switch (event) {
-            case json::parse_event_t::object_start:
-            case json::parse_event_t::array_start:
-                if (++nesting > kMaxNesting)
-                    fail("%s: %s nests deeper than %d levels", path.c_str(), what, kMaxNesting);
-                if (event == json::parse_event_t::object_start) keys.emplace_back();
-                break;
-            case json::parse_event_t::object_end:
-                --nesting;
-                keys.pop_back();
-                break;
-            case json::parse_event_t::array_end:
-                --nesting;
-                break;
-            case json::parse_event_t::key: {
-                MOELITE_ASSERT(!keys.empty());
-                const std::string& key = parsed.get_ref<const std::string&>();
-                auto& seen = keys.back();
-                auto at = std::lower_bound(seen.begin(), seen.end(), key);
-                if (at != seen.end() && *at == key) {
-                    const bool tensor = top_keys_are_tensors && keys.size() == 1;
-                    fail("%s: %s has %s '%s' twice", path.c_str(), what, tensor ? "tensor" : "key",
-                         printable(key).c_str());
-                }
-                seen.insert(at, key);
-                break;
-            }
-            case json::parse_event_t::value:
-                break;
+namespace {
+
+// A first pass over the text that builds nothing and refuses what nlohmann
+// would accept silently or expensively:
+//  - a key twice in one object: nlohmann keeps the last without a word, and a
+//    file that names a tensor twice is ambiguous;
+//  - nesting deeper than any valid header needs;
+//  - more values than a real header holds (about ten per tensor), so that a
+//    hostile header of long arrays cannot make the parsed tree take gigabytes.
+// (nlohmann's parser callbacks could see the same events, but its callback
+// parser rescans the enclosing object at the end of every nested one, which
+// is quadratic in the number of tensors.)
+class StrictJsonChecker : public nlohmann::json_sax<json> {
+public:
+    StrictJsonChecker(const std::string& path, const char* what, bool top_keys_are_tensors)
+        : path_(path), what_(what), top_keys_are_tensors_(top_keys_are_tensors) {}
+
+    bool null() override { return value(); }
+    bool boolean(bool) override { return value(); }
+    bool number_integer(number_integer_t) override { return value(); }
+    bool number_unsigned(number_unsigned_t) override { return value(); }
+    bool number_float(number_float_t, const string_t&) override { return value(); }
+    bool string(string_t&) override { return value(); }
+    bool binary(binary_t&) override { return value(); }
+    bool start_object(std::size_t) override {
+        open();
+        keys_.emplace_back();
+        return true;
+    }
+    bool key(string_t& key) override {
+        MOELITE_ASSERT(!keys_.empty());
+        if (!keys_.back().insert(key).second) {
+            const bool tensor = top_keys_are_tensors_ && keys_.size() == 1;
+            fail("%s: %s has %s '%s' twice", path_.c_str(), what_, tensor ? "tensor" : "key", printable(key).c_str());
         }
         return true;
-    };
+    }
+    bool end_object() override {
+        keys_.pop_back();
+        --nesting_;
+        return true;
+    }
+    bool start_array(std::size_t) override {
+        open();
+        return true;
+    }
+    bool end_array() override {
+        --nesting_;
+        return true;
+    }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+        fail("%s: %s is not valid JSON: %s", path_.c_str(), what_, printable(e.what(), 300).c_str());
+    }
+
+private:
+    static constexpr int kMaxNesting = 32;
+    static constexpr size_t kMaxValues = size_t(1) << 23;
+
+    bool value() {
+        if (++values_ > kMaxValues) fail("%s: %s holds more than %zu values", path_.c_str(), what_, kMaxValues);
+        return true;
+    }
+    void open() {
+        if (++nesting_ > kMaxNesting) fail("%s: %s nests deeper than %d levels", path_.c_str(), what_, kMaxNesting);
+        value();
+    }
+
+    const std::string& path_;
+    const char* what_;
+    bool top_keys_are_tensors_;
+    std::vector<std::unordered_set<std::string>> keys_;  // per open object
+    int nesting_ = 0;
+    size_t values_ = 0;
+};
+
+}  // namespace
+
+json parse_json_strict(const std::string& path, const char* what, const char* begin, const char* end,
+                       bool top_keys_are_tensors) {
     // nlohmann stops at a NUL byte as if the text ended there; JSON has no
     // place for a raw one, so it is refused here rather than skipped over.
     if (const void* nul = std::memchr(begin, 0, size_t(end - begin))) {
         fail("%s: %s is not valid JSON: a NUL byte at offset %td", path.c_str(), what,
              static_cast<const char*>(nul) - begin);
     }
+    StrictJsonChecker checker(path, what, top_keys_are_tensors);
+    json::sax_parse(begin, end, &checker);  // throws Error on any problem
     try {
-        return json::parse(begin, end, callback);
-    } catch (const json::exception& e) {
+        return json::parse(begin, end);
+    } catch (const json::exception& e) {  // not expected after the first pass
         fail("%s: %s is not valid JSON: %s", path.c_str(), what, printable(e.what(), 300).c_str());
     }
 }
@@ -176,14 +227,17 @@ using safetensors_detail::shape_string;
 // ---------------------------------------------------------------------------
 // tensors
 
-std::string SafetensorsTensor::shape_string() const { return safetensors_detail::shape_string(shape); }
+std::string SafetensorsTensor::shape_string() const {
+    return safetensors_detail::shape_string(shape);
+}
 
 void SafetensorsTensor::read_f32(int64_t first, int64_t count, float* out) const {
     MOELITE_ASSERT(first >= 0 && count >= 0 && first <= n_elements && count <= n_elements - first);
     if (!safetensors_dtype_is_float(dtype)) {
-        fail("%s: tensor '%s' has dtype %s, which does not convert to f32 (float types: F32, F16, BF16, "
-             "F8_E4M3, F8_E5M2, F64)",
-             file ? file->path().c_str() : "?", printable(name).c_str(), safetensors_dtype_name(dtype));
+        fail(
+            "%s: tensor '%s' has dtype %s, which does not convert to f32 (float types: F32, F16, BF16, "
+            "F8_E4M3, F8_E5M2, F64)",
+            file ? file->path().c_str() : "?", printable(name).c_str(), safetensors_dtype_name(dtype));
     }
     if (count == 0) return;
     const size_t n = size_t(count);
@@ -292,7 +346,8 @@ void SafetensorsFile::parse() {
         }
         const std::string shown = printable(key);
         const char* tname = shown.c_str();
-        if (!value.is_object()) fail("%s: tensor '%s': entry is not a JSON object (it is %s)", file, tname, value.type_name());
+        if (!value.is_object())
+            fail("%s: tensor '%s': entry is not a JSON object (it is %s)", file, tname, value.type_name());
 
         SafetensorsTensor t;
         t.file = this;
@@ -312,7 +367,8 @@ void SafetensorsFile::parse() {
         if (shape_it->size() > kMaxRank)
             fail("%s: tensor '%s': shape has %zu dimensions (at most %zu)", file, tname, shape_it->size(), kMaxRank);
         for (const auto& d : *shape_it) {
-            if (!d.is_number_integer()) fail("%s: tensor '%s': shape has a dimension that is not an integer", file, tname);
+            if (!d.is_number_integer())
+                fail("%s: tensor '%s': shape has a dimension that is not an integer", file, tname);
             if (d.is_number_unsigned()) {
                 const uint64_t u = d.get<uint64_t>();
                 if (u > uint64_t(std::numeric_limits<int64_t>::max()))
@@ -341,13 +397,14 @@ void SafetensorsFile::parse() {
         for (const auto& o : offsets) {
             if (!o.is_number_integer()) fail("%s: tensor '%s': \"data_offsets\" holds a non-integer", file, tname);
             if (!o.is_number_unsigned())
-                fail("%s: tensor '%s': \"data_offsets\" holds a negative offset %" PRId64, file, tname, o.get<int64_t>());
+                fail("%s: tensor '%s': \"data_offsets\" holds a negative offset %" PRId64, file, tname,
+                     o.get<int64_t>());
         }
         t.begin = offsets[0].get<uint64_t>();
         t.end = offsets[1].get<uint64_t>();
         if (t.end < t.begin) {
-            fail("%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] end before they begin", file, tname,
-                 t.begin, t.end);
+            fail("%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] end before they begin", file, tname, t.begin,
+                 t.end);
         }
         uint64_t need;
         const bool too_big = __builtin_mul_overflow(uint64_t(n), uint64_t(safetensors_dtype_size(t.dtype)), &need);

@@ -136,10 +136,11 @@ private:
 // A Hugging Face checkpoint: a directory with model.safetensors.index.json
 // (its "weight_map" says which shard holds each tensor), or a single
 // model.safetensors, or else every *.safetensors in it; a path to one
-// .safetensors file also works. Every shard is mapped and validated on open,
-// and the index must agree exactly with the shards: a listed shard that is
-// missing, a listed tensor not in its shard, and a shard tensor the index does
-// not list (or lists in another shard) are each an Error naming the file.
+// .safetensors file, or to the index itself, also works. Every shard is
+// mapped and validated on open, and the index must agree exactly with the
+// shards: a listed shard that is missing, a listed tensor not in its shard,
+// and a shard tensor the index does not list (or lists in another shard) are
+// each an Error naming the file.
 class SafetensorsCheckpoint {
 public:
     explicit SafetensorsCheckpoint(const std::string& path);

@@ -61,7 +61,9 @@ bool is_plain_file_name(const std::string& name) {
 SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path) : path_(path) {
     std::error_code ec;
     const fs::path p(path);
-    if (is_file(p)) {
+    if (is_file(p) && p.filename().string().ends_with(".index.json")) {
+        open_index(path);
+    } else if (is_file(p)) {
         open_files({path});
     } else if (fs::is_directory(p, ec)) {
         if (is_file(p / kIndexName)) {
@@ -71,7 +73,8 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path) : path_(pa
         } else {
             std::vector<std::string> files;
             for (fs::directory_iterator it(p, ec), end; !ec && it != end; it.increment(ec)) {
-                if (it->path().extension() == ".safetensors" && is_file(it->path())) files.push_back(it->path().string());
+                if (it->path().extension() == ".safetensors" && is_file(it->path()))
+                    files.push_back(it->path().string());
             }
             if (ec) fail("%s: cannot list the directory: %s", path.c_str(), ec.message().c_str());
             if (files.empty()) fail("%s: no %s, %s or other *.safetensors file", path.c_str(), kIndexName, kSingleName);
