@@ -7,11 +7,11 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <thread>
 
 #include "convert/hf_config.h"
-#include "convert/hf_tokenizer.h"
 #include "convert/model_metadata.h"
 #include "convert/tensor_map.h"
 #include "convert/tensor_source.h"
@@ -20,6 +20,8 @@
 #include "core/gguf_writer.h"
 #include "core/log.h"
 #include "core/safetensors.h"
+#include "models/gguf_meta.h"
+#include "models/tokenizer.h"
 #include "quant/quant.h"
 
 namespace moelite {
@@ -201,6 +203,36 @@ void note_unmatched_overrides(const QuantRecipe& recipe, const std::vector<OutTe
     }
 }
 
+// The tokenizer files of a checkpoint as GGUF metadata (models/tokenizer.h
+// reads them): the vocabulary padded with "[PADn]" up to the model's
+// vocab_size, as llama.cpp's converter pads. A tokenizer with ids past
+// vocab_size is refused: the model has no embedding row for them.
+// config.json's bos/eos ids fill in what tokenizer_config.json leaves unset,
+// and chat_template.jinja stands in for a missing chat_template.
+TokenizerMetadata tokenizer_metadata_of(const std::string& dir, const HfConfig& config) {
+    const fs::path json_path = fs::path(dir) / "tokenizer.json";
+    const fs::path config_path = fs::path(dir) / "tokenizer_config.json";
+    const Tokenizer tok =
+        Tokenizer::from_hf_files(json_path.string(), fs::exists(config_path) ? config_path.string() : std::string());
+    const int64_t n_vocab = config.hp.n_vocab;
+    if (int64_t(tok.vocab_size()) > n_vocab)
+        fail("%s: the tokenizer has ids up to %lld, past the model's vocab_size %lld (%s): the model has no "
+             "embedding for them",
+             json_path.c_str(), (long long)tok.vocab_size() - 1, (long long)n_vocab, config.path.c_str());
+    TokenizerMetadata m = tok.to_metadata(size_t(n_vocab));
+    MOELITE_ASSERT(int64_t(m.tokens.size()) == n_vocab);
+    if (m.bos_id < 0 && config.bos_token_id && *config.bos_token_id >= 0 && *config.bos_token_id < n_vocab)
+        m.bos_id = int32_t(*config.bos_token_id);
+    if (m.eos_id < 0 && config.eos_token_id && *config.eos_token_id >= 0 && *config.eos_token_id < n_vocab)
+        m.eos_id = int32_t(*config.eos_token_id);
+    const fs::path jinja = fs::path(dir) / "chat_template.jinja";
+    if (m.chat_template.empty() && fs::exists(jinja)) {
+        std::ifstream in(jinja, std::ios::binary);
+        m.chat_template.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    return m;
+}
+
 std::string model_name_of(const std::string& dir) {
     fs::path p(dir);
     while (!p.empty() && p.filename().empty()) p = p.parent_path();
@@ -222,12 +254,14 @@ ConvertReport convert_checkpoint(const std::string& hf_dir, const std::string& o
                                          plan.skipped.size()));
 
     const bool has_tokenizer = fs::exists(fs::path(hf_dir) / "tokenizer.json");
-    HfTokenizer tokenizer;
+    TokenizerMetadata tokenizer;
     if (has_tokenizer) {
-        tokenizer = hf_tokenizer_load(hf_dir, config.hp.n_vocab, config.bos_token_id, config.eos_token_id);
-        if (tokenizer.n_real_tokens < config.hp.n_vocab)
-            note(report, strprintf("tokenizer: %lld tokens padded to the model's vocab_size %lld",
-                                             (long long)tokenizer.n_real_tokens, (long long)config.hp.n_vocab));
+        tokenizer = tokenizer_metadata_of(hf_dir, config);
+        const int64_t n_real = int64_t(std::count_if(tokenizer.token_types.begin(), tokenizer.token_types.end(),
+                                                     [](int32_t t) { return t != int32_t(TokenType::Unused); }));
+        if (n_real < config.hp.n_vocab)
+            note(report, strprintf("tokenizer: %lld tokens padded to the model's vocab_size %lld", (long long)n_real,
+                                   (long long)config.hp.n_vocab));
     } else {
         note(report, "no tokenizer.json: written without a vocabulary (tokenizer.ggml.model = \"none\")");
     }
@@ -252,7 +286,7 @@ ConvertReport convert_checkpoint(const std::string& hf_dir, const std::string& o
     for (GgufKV& kv : model_metadata(config, model_name_of(hf_dir), recipe.file_type, !has_tokenizer))
         writer.add(std::move(kv.key), std::move(kv.value));
     if (has_tokenizer) {
-        for (GgufKV& kv : hf_tokenizer_metadata(tokenizer)) writer.add(std::move(kv.key), std::move(kv.value));
+        write_tokenizer_metadata(writer, tokenizer);
     } else {
         writer.add("tokenizer.ggml.model", GgufValue("none"));
     }

@@ -26,7 +26,6 @@
 #include <nlohmann/json.hpp>
 
 #include "convert/converter.h"
-#include "convert/hf_tokenizer.h"
 #include "convert/quant_recipe.h"
 #include "core/error.h"
 #include "core/gguf.h"
@@ -648,18 +647,6 @@ TEST_CASE("convert: a failed or interrupted conversion never leaves a partial fi
 // ---------------------------------------------------------------------------
 // tokenizer
 
-TEST_CASE("convert tokenizer: the pre-tokenizer families of the fixture tokenizers") {
-    MOELITE_REQUIRE_FIXTURES();
-    const std::map<std::string, std::string> want = {
-        {"qwen2", "qwen2"}, {"llama3", "llama-bpe"}, {"deepseek-v3", "deepseek-v3"}};
-    for (const auto& [dir, pre] : want) {
-        const std::string text = read_text(fixtures_dir() / "tokenizers" / dir / "tokenizer.json");
-        const auto j = nlohmann::json::parse(text);
-        CHECK_MESSAGE(hf_tokenizer_detect_pre(j.at("pre_tokenizer").dump()) == pre, dir);
-    }
-    CHECK(hf_tokenizer_detect_pre(R"({"type": "Whitespace"})") == "");
-}
-
 TEST_CASE("convert tokenizer: a real vocabulary padded to the model's vocab_size, special tokens, chat template") {
     MOELITE_REQUIRE_FIXTURES();
     TempDir tmp;
@@ -741,7 +728,58 @@ TEST_CASE("moelite convert / quantize: end to end through the binary") {
         fs::copy_file(fixtures_dir() / "tokenizers" / "qwen2" / n, tmp / "tok" / n);
     CHECK(run_command(bin + " convert " + (tmp / "tok").string() + " -o " + (tmp / "x.gguf").string() + " -q", &output) != 0);
     CHECK(output.find("tokenizer.json") != std::string::npos);
-    CHECK(output.find("vocab_size 1024") != std::string::npos);
+    CHECK(output.find("past the model's vocab_size 1024") != std::string::npos);
     CHECK_FALSE(fs::exists(tmp / "x.gguf"));
     CHECK(leftovers(tmp.path(), {"l.gguf", "l8.gguf", "tok"}).empty());
+}
+
+TEST_CASE("convert + run: converted fixtures reproduce their expected logits in moelite's runtime") {
+    MOELITE_REQUIRE_FIXTURES();
+    TempDir tmp;
+    struct Case {
+        const char* fixture;
+        const char* type;
+        double max_diff;  // the READMEs' tolerances: f32 ~1e-5; q8_0 0.06 in the reference, ~0.09 with llama.cpp
+        int min_argmax;
+    };
+    const Case cases[] = {{"qwen2-tiny", "f32", 1e-4, 24},        {"llama3-tiny", "f32", 1e-4, 24},
+                          {"deepseek-v2-lite-tiny", "f32", 1e-4, 24}, {"deepseek-v3-tiny", "f32", 1e-4, 24},
+                          {"qwen2-tiny", "q8_0", 0.15, 24},       {"llama3-tiny", "q8_0", 0.15, 23}};
+    for (const Case& c : cases) {
+        CAPTURE(c.fixture);
+        CAPTURE(c.type);
+        const fs::path gguf = convert_fixture(tmp, c.fixture, c.type);
+        const auto expected = nlohmann::json::parse(read_text(fixtures_dir() / c.fixture / "expected.json"));
+        std::string tokens;
+        for (const auto& t : expected.at("tokens")) {
+            if (!tokens.empty()) tokens += ',';
+            tokens += std::to_string(t.get<int>());
+        }
+        const fs::path out = tmp / "logits.bin";
+        std::string output;
+        REQUIRE(run_command(moelite_binary().string() + " logits -m " + gguf.string() + " --tokens " + tokens +
+                                " --out " + out.string() + " --cache-type f32 -t 2",
+                            &output) == 0);
+        const std::string raw = read_text(out);
+        const auto& rows = expected.at("logits");
+        const size_t n_vocab = rows.at(0).size();
+        REQUIRE(raw.size() == rows.size() * n_vocab * sizeof(float));
+        double max_diff = 0;
+        int argmax_agree = 0;
+        for (size_t i = 0; i < rows.size(); ++i) {
+            const float* got = reinterpret_cast<const float*>(raw.data()) + i * n_vocab;
+            size_t a = 0, b = 0;
+            for (size_t v = 0; v < n_vocab; ++v) {
+                const double want = rows[i][v].get<double>();
+                max_diff = std::max(max_diff, std::fabs(double(got[v]) - want));
+                if (got[v] > got[a]) a = v;
+                if (want > rows[i][b].get<double>()) b = v;
+            }
+            argmax_agree += a == b;
+        }
+        MESSAGE(std::string(c.fixture) << " " << std::string(c.type) << ": max abs diff " << max_diff << ", argmax " << argmax_agree << "/"
+                          << rows.size());
+        CHECK(max_diff <= c.max_diff);
+        CHECK(argmax_agree >= c.min_argmax);
+    }
 }
