@@ -30,6 +30,9 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+// f32 elements a thread produces and quantizes at a time (256 KB).
+constexpr int64_t kScratchFloats = int64_t(1) << 16;
+
 struct OutTensor {
     std::string name;
     DType type;
@@ -103,9 +106,10 @@ public:
         const QuantTraits* traits = quant_traits(t.type);
         MOELITE_ASSERT(traits && traits->from_float);
         const bool direct_f32 = t.type == DType::F32;  // produce straight into the output buffer
-        const size_t chunk_elems = size_t(std::min(rows, chunk_rows) * len);
-        if (!direct_f32 && f32_.size() < chunk_elems) f32_.resize(chunk_elems);
         if (out_.size() < size_t(std::min(rows, chunk_rows)) * row_bytes) out_.resize(size_t(std::min(rows, chunk_rows)) * row_bytes);
+        // Each thread produces and quantizes its rows a few hundred KB at a time,
+        // so the f32 rows are still in cache when they are quantized.
+        const int64_t sub_rows = std::max<int64_t>(1, kScratchFloats / std::max<int64_t>(1, g * len)) * g;
 
         for (int64_t r0 = 0; r0 < rows; r0 += chunk_rows) {
             check_cancel();
@@ -114,14 +118,17 @@ public:
             // Small chunks are not worth waking threads for.
             const int threads = (r1 - r0) * len < (int64_t(1) << 16) ? 1 : threads_;
             parallel_ranges(threads, units, [&](int64_t u0, int64_t u1) {
-                const int64_t a = r0 + u0 * g, b = r0 + u1 * g;
-                uint8_t* dst = out_.data() + size_t(a - r0) * row_bytes;
-                if (direct_f32) {
-                    src.produce(a, b, reinterpret_cast<float*>(dst));
-                } else {
-                    float* f = f32_.data() + size_t(a - r0) * size_t(len);
-                    src.produce(a, b, f);
-                    traits->from_float(f, dst, (b - a) * len);
+                std::vector<float> scratch;
+                for (int64_t a = r0 + u0 * g, end = r0 + u1 * g; a < end; a += sub_rows) {
+                    const int64_t b = std::min(end, a + sub_rows);
+                    uint8_t* dst = out_.data() + size_t(a - r0) * row_bytes;
+                    if (direct_f32) {
+                        src.produce(a, b, reinterpret_cast<float*>(dst));
+                        continue;
+                    }
+                    scratch.resize(size_t((b - a) * len));
+                    src.produce(a, b, scratch.data());
+                    traits->from_float(scratch.data(), dst, (b - a) * len);
                 }
             });
             writer_.append_tensor_data(out_.data(), size_t(r1 - r0) * row_bytes);
@@ -175,8 +182,7 @@ private:
     int threads_ = 1;
     ConvertProgress progress_;
     double bytes_read_ = 0;
-    std::vector<float> f32_;
-    std::vector<uint8_t> out_;
+    std::vector<uint8_t> out_;  // one chunk of the output tensor
 };
 
 void write_all(GgufWriter& writer, std::vector<OutTensor>& tensors, const ConvertOptions& options,

@@ -12,11 +12,13 @@
 // the temporary file, and an existing OUT is never touched unless the new one
 // is complete.
 //
-// Memory stays bounded whatever the model's size: tensors are produced in
-// chunks of rows (options.chunk_bytes of f32 at most; one expert's rows of a
-// stacked tensor are never needed together with another's), quantized by
-// options.n_threads threads over the chunk's rows, written, and the input
-// pages behind them dropped from the resident set.
+// Memory stays bounded whatever the model's size: each tensor is written in
+// chunks of rows (as many as options.chunk_bytes of f32 would hold; one
+// expert's rows of a stacked tensor are never needed together with
+// another's). options.n_threads threads share a chunk's rows, each producing
+// and quantizing its share 256 KB of f32 at a time into the chunk's output
+// buffer; the chunk is written and the input pages behind it are dropped from
+// the resident set.
 #pragma once
 
 #include <atomic>
@@ -43,7 +45,7 @@ struct ConvertProgress {
 struct ConvertOptions {
     QuantRecipe recipe = recipe_from_name("f16");
     int n_threads = 0;                        // 0: one per hardware thread
-    size_t chunk_bytes = size_t(64) << 20;    // f32 bytes produced per chunk (at least one granule of rows)
+    size_t chunk_bytes = size_t(64) << 20;    // rows per chunk, counted as f32 bytes (at least one granule)
     std::function<void(const ConvertProgress&)> progress;  // after each chunk; may be empty
     const std::atomic<bool>* cancel = nullptr;             // checked between chunks
 };
