@@ -91,7 +91,7 @@ int64_t product(const std::vector<int64_t>& v, size_t from) {
 class HfSource : public RowSource {
 public:
     HfSource(const ConvertItem& item, const HfConfig& config, const SafetensorsCheckpoint& ckpt)
-        : item_(item), config_(config) {
+        : item_(item) {
         const std::vector<int64_t>& ne = item.spec.shape;
         row_len_ = ne[0];
         rows_ = product(ne, 1);
@@ -234,8 +234,7 @@ private:
         }
     }
 
-    const ConvertItem& item_;
-    const HfConfig& config_;
+    const ConvertItem& item_;  // owned by the plan, which outlives the conversion
     std::vector<HfMatrix> srcs_;
     std::vector<float> computed_;
     int64_t rows_ = 0, row_len_ = 0;

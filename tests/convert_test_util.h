@@ -1,7 +1,7 @@
 // Test helpers for the converter: writing safetensors files and small
-// synthetic Hugging Face checkpoints (config.json + shards), and decoding the
+// synthetic Hugging Face checkpoints (config.json + shards), decoding the
 // source formats independently of the library (so that tests compare the
-// converter with arithmetic it did not do itself).
+// converter with arithmetic it did not do itself), and converting fixtures.
 #pragma once
 
 #include <cstdint>
@@ -10,10 +10,14 @@
 #include <limits>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "convert/converter.h"
+#include "tests/test_util.h"
 
 namespace moelite::test {
 
@@ -159,6 +163,29 @@ inline void write_checkpoint(const std::filesystem::path& dir, const std::string
     std::filesystem::create_directories(dir);
     write_text(dir / "config.json", config);
     write_text(dir / "model.safetensors", safetensors_bytes(tensors));
+}
+
+// Options of recipe `type` with two threads.
+inline ConvertOptions options_for(const std::string& type) {
+    ConvertOptions o;
+    o.recipe = recipe_from_name(type);
+    o.n_threads = 2;
+    return o;
+}
+
+// Converts ../shared/fixtures/<fixture> into tmp as "<fixture>-<type>.gguf".
+inline std::filesystem::path convert_fixture(const TempDir& tmp, const std::string& fixture, const std::string& type) {
+    const std::filesystem::path out = tmp / (fixture + "-" + type + ".gguf");
+    convert_checkpoint((fixtures_dir() / fixture).string(), out.string(), options_for(type));
+    return out;
+}
+
+// The files in `dir` other than the names given.
+inline std::vector<std::string> leftovers(const std::filesystem::path& dir, const std::set<std::string>& allowed) {
+    std::vector<std::string> extra;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        if (!allowed.count(e.path().filename().string())) extra.push_back(e.path().filename().string());
+    return extra;
 }
 
 }  // namespace moelite::test
