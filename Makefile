@@ -19,8 +19,12 @@ configure:
 test: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The demo model has random weights (made by `moelite synth`): it shows the
+# machinery, not intelligence. Point MODEL at a real GGUF file to chat with it.
+MODEL ?= $(BUILD)/demo.gguf
 chat: all
-	$(BUILD)/moelite chat -m $(BUILD)/demo.gguf
+	@test -f $(MODEL) || $(BUILD)/moelite synth --preset demo --type q8_0 -o $(MODEL)
+	$(BUILD)/moelite chat -m $(MODEL)
 
 # ASan + UBSan build of everything, and the whole suite under it.
 sanitize:

@@ -44,6 +44,7 @@ int run_synth(int argc, char** argv) {
     so.type = *type;
     so.seed = args["seed"].as<uint64_t>();
     so.name = preset + " (random weights)";
+    if (preset == "demo") so.tokenizer = synth_demo_tokenizer();  // a demo has to chat
     synth_write_model(args["output"].as<std::string>(), *hp, so);
     std::fprintf(stderr, "moelite synth: wrote %s (%s, %lld layers, %s)\n", args["output"].as<std::string>().c_str(),
                  preset.c_str(), (long long)hp->n_layer, dtype_name(*type));

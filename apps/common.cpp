@@ -42,6 +42,35 @@ SessionOptions session_options(const cxxopts::ParseResult& args, const Model& mo
     return so;
 }
 
+void add_sampling_options(cxxopts::Options& opts) {
+    opts.add_options("sampling")("temp", "temperature (0: greedy)", cxxopts::value<float>())(
+        "top-k", "top-k (0: off)", cxxopts::value<int>())("top-p", "top-p (1: off)", cxxopts::value<float>())(
+        "min-p", "min-p (0: off)", cxxopts::value<float>())("repeat-penalty", "repetition penalty (1: off)",
+                                                             cxxopts::value<float>())(
+        "presence-penalty", "presence penalty", cxxopts::value<float>())(
+        "frequency-penalty", "frequency penalty", cxxopts::value<float>())(
+        "repeat-last-n", "tokens the penalties look back over", cxxopts::value<int>())(
+        "seed", "random seed (same seed, same text)", cxxopts::value<uint64_t>());
+}
+
+SamplerParams sampling_params(const cxxopts::ParseResult& args, const Model& model) {
+    const bool r1 = model.chat_template().find("<think>") != std::string::npos ||
+                    model.file().opt_string("general.name").value_or("").find("R1") != std::string::npos;
+    SamplerParams p = r1 ? SamplerParams::deepseek_r1() : SamplerParams();
+    if (args.count("temp")) p.temperature = args["temp"].as<float>();
+    if (args.count("top-k")) p.top_k = args["top-k"].as<int>();
+    if (args.count("top-p")) p.top_p = args["top-p"].as<float>();
+    if (args.count("min-p")) p.min_p = args["min-p"].as<float>();
+    if (args.count("repeat-penalty")) p.repeat_penalty = args["repeat-penalty"].as<float>();
+    if (args.count("presence-penalty")) p.presence_penalty = args["presence-penalty"].as<float>();
+    if (args.count("frequency-penalty")) p.frequency_penalty = args["frequency-penalty"].as<float>();
+    if (args.count("repeat-last-n")) p.penalty_last_n = args["repeat-last-n"].as<int>();
+    if (args.count("seed")) p.seed = args["seed"].as<uint64_t>();
+    if (!(p.top_p > 0.0f) || p.min_p < 0.0f || p.min_p > 1.0f || !(p.repeat_penalty > 0.0f) || p.penalty_last_n < 0)
+        fail("sampling flags out of range");
+    return p;
+}
+
 void write_file_atomically(const std::string& path, const void* data, size_t bytes) {
     const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
     FILE* f = std::fopen(tmp.c_str(), "wb");

@@ -9,6 +9,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "models/model.h"
+#include "models/sampler.h"
 #include "models/session.h"
 
 namespace moelite::app {
@@ -22,6 +23,13 @@ struct LoadedModel {
 
 LoadedModel load_model(const cxxopts::ParseResult& args);
 SessionOptions session_options(const cxxopts::ParseResult& args, const Model& model);
+
+// Sampling flags: --temp, --top-k, --top-p, --min-p, --repeat-penalty,
+// --presence-penalty, --frequency-penalty, --repeat-last-n, --seed.
+void add_sampling_options(cxxopts::Options& opts);
+// The flags' values on top of the model's defaults: DeepSeek's recommended
+// settings for R1 models (templates that think), llama.cpp-like otherwise.
+SamplerParams sampling_params(const cxxopts::ParseResult& args, const Model& model);
 
 // Writes `bytes` to path through a temporary file and a rename.
 void write_file_atomically(const std::string& path, const void* data, size_t bytes);

@@ -8,6 +8,7 @@
 #include <array>
 #include <bit>
 #include <cinttypes>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -272,7 +273,14 @@ void SafetensorsTensor::read_f32(int64_t first, int64_t count, float* out) const
             for (size_t i = 0; i < n; ++i) {
                 double d;
                 std::memcpy(&d, p + 8 * i, 8);
-                out[i] = float(d);
+                // Converting a double beyond float's range is undefined in C++;
+                // from 2^128 - 2^103 on, round-to-nearest gives infinity.
+                constexpr double kRoundsToInf = 0x1.ffffffp+127;
+                if (std::fabs(d) >= kRoundsToInf) {
+                    out[i] = d > 0 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
+                } else {
+                    out[i] = float(d);  // in range, or NaN
+                }
             }
             break;
         default:

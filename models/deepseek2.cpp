@@ -79,7 +79,7 @@ Tensor* attention_expanded(Graph& g, const Model& m, Tensor* cache, int64_t il, 
     return g.reshape(o, {d.v * d.n_head, in.n_tokens});
 }
 
-Tensor* moe(Graph& g, const Model& m, int64_t il, Tensor* h) {
+Tensor* moe(Graph& g, const Model& m, int64_t il, Tensor* h, const ForwardInputs& in) {
     const HParams& hp = m.hparams();
     const int64_t T = h->ne[1], k = hp.n_expert_used;
     Tensor* logits = g.mul_mat(m.weight(TensorRole::FfnGateInp, il), h);  // [n_expert, T]
@@ -89,6 +89,10 @@ Tensor* moe(Graph& g, const Model& m, int64_t il, Tensor* h) {
     if (Tensor* bias = m.weight(TensorRole::FfnExpProbsB, il)) select = g.add(probs, bias);
     Tensor* ids = g.top_k_grouped(select, int(k), int(hp.n_expert_groups), int(hp.n_expert_groups_used),
                                   sigmoid ? 2 : 1);  // [k, T]
+    if (in.expert_ids) {
+        g.build_forward(ids);  // an output: it survives the pass for the statistics
+        in.expert_ids->push_back({il, ids});
+    }
     Tensor* w = g.get_rows(g.reshape(probs, {1, hp.n_expert, T}), ids);  // [1, k, T], unbiased
     if (hp.expert_weights_norm) w = g.div(w, g.reshape(g.sum_rows(g.reshape(w, {k, T})), {1, 1, T}));
     if (hp.expert_weights_scale != 1.0f) w = g.scale(w, hp.expert_weights_scale);
@@ -165,7 +169,7 @@ Tensor* build_deepseek2(Graph& g, const Model& m, KvCache& cache, const ForwardI
         x = g.add(x, g.mul_mat(W(TensorRole::AttnOutput, il), attn));
 
         h = norm_rms(g, x, W(TensorRole::FfnNorm, il), hp.rms_eps);
-        Tensor* ffn = hp.layer_is_moe(il) ? moe(g, m, il, h)
+        Tensor* ffn = hp.layer_is_moe(il) ? moe(g, m, il, h, in)
                                           : ffn_swiglu(g, h, W(TensorRole::FfnGate, il), W(TensorRole::FfnUp, il),
                                                        W(TensorRole::FfnDown, il));
         x = g.add(x, ffn);

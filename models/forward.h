@@ -5,6 +5,9 @@
 // reads positions [0, n_kv) with n_kv = kv_pos + T, under a causal mask.
 #pragma once
 
+#include <utility>
+#include <vector>
+
 #include "core/graph.h"
 #include "models/kv_cache.h"
 #include "models/model.h"
@@ -19,6 +22,9 @@ struct ForwardInputs {
     int64_t kv_pos = 0;
     int64_t n_kv = 0;
     bool all_logits = false;      // logits of every token, or of the last only
+    // Filled by MoE builders: each MoE layer's chosen expert ids (I32 [k, T]),
+    // kept as graph outputs so the session can count expert use.
+    std::vector<std::pair<int64_t, Tensor*>>* expert_ids = nullptr;
 };
 
 // Declares the inputs of a batch in `g` (their data is filled after planning).

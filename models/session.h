@@ -28,6 +28,25 @@ struct SessionOptions {
     DType cache_type = DType::F16;
 };
 
+// How often and how recently each expert of each MoE layer was chosen: what
+// the offloading manager places experts by. Counted on every forward pass.
+class ExpertStats {
+public:
+    void resize(int64_t n_layer, int64_t n_expert);
+    void record(int64_t layer, const int32_t* ids, int64_t n, int64_t step);
+    int64_t n_layer() const { return n_layer_; }
+    int64_t n_expert() const { return n_expert_; }
+    uint64_t count(int64_t layer, int64_t expert) const { return counts_[size_t(layer * n_expert_ + expert)]; }
+    // The forward step (token index) at which the expert was last chosen, -1 if never.
+    int64_t last_used(int64_t layer, int64_t expert) const { return last_[size_t(layer * n_expert_ + expert)]; }
+    void clear();
+
+private:
+    int64_t n_layer_ = 0, n_expert_ = 0;
+    std::vector<uint64_t> counts_;
+    std::vector<int64_t> last_;
+};
+
 struct SessionStats {
     int64_t prompt_tokens = 0;   // tokens evaluated in batches of more than one
     double prompt_seconds = 0;
@@ -43,8 +62,12 @@ public:
     const Model& model() const { return *model_; }
     int64_t n_ctx() const { return cache_.n_ctx(); }
     int64_t n_past() const { return n_past_; }
+    // The tokens in the context, in order (n_past() of them).
+    const std::vector<int32_t>& tokens() const { return tokens_; }
     const KvCache& cache() const { return cache_; }
     const SessionStats& stats() const { return stats_; }
+    // Expert use (MoE models; empty otherwise). Not cleared by reset().
+    const ExpertStats& expert_stats() const { return expert_stats_; }
     void reset_stats() { stats_ = {}; }
 
     // Runs `tokens` at positions n_past().. and appends them to the context.
@@ -66,7 +89,10 @@ private:
     KvCache cache_;
     Scheduler scheduler_;
     int64_t n_past_ = 0;
+    std::vector<int32_t> tokens_;
     SessionStats stats_;
+    ExpertStats expert_stats_;
+    int64_t steps_ = 0;  // tokens evaluated over the session's life
 };
 
 }  // namespace moelite

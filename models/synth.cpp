@@ -72,8 +72,14 @@ void synth_write_model(const std::string& path, const HParams& hp, const SynthOp
     std::vector<TensorSpec> specs = arch_tensor_specs(hp);
     GgufWriter w(path);
     write_model_metadata(w, hp, o.name);
+    w.add("moelite.synthetic", true);  // random weights: front ends say so
     w.add("general.file_type", llama_file_type(o.type));
-    w.add("tokenizer.ggml.model", std::string("none"));
+    if (o.tokenizer) {
+        if (int64_t(o.tokenizer->tokens.size()) > hp.n_vocab) fail("synth: the tokenizer is larger than the vocabulary");
+        write_tokenizer_metadata(w, *o.tokenizer);
+    } else {
+        w.add("tokenizer.ggml.model", std::string("none"));
+    }
     std::vector<DType> types;
     std::vector<TensorSpec> kept;
     for (const TensorSpec& s : specs) {
@@ -172,6 +178,11 @@ HParams deepseek(int64_t vocab, int64_t embd, int64_t ff, int64_t layers, int64_
 }  // namespace
 
 std::optional<HParams> synth_preset(const std::string& name) {
+    if (name == "demo") {  // small enough to build in seconds; pairs with synth_demo_tokenizer()
+        HParams hp = dense(Arch::Qwen2, 264, 256, 512, 4, 4, 2, 10000.0f, 1e-6f);
+        hp.n_ctx_train = 4096;
+        return hp;
+    }
     if (name == "r1-qwen-1.5b") return dense(Arch::Qwen2, 151936, 1536, 8960, 28, 12, 2, 10000.0f, 1e-6f);
     if (name == "r1-qwen-7b") return dense(Arch::Qwen2, 152064, 3584, 18944, 28, 28, 4, 10000.0f, 1e-6f);
     if (name == "r1-llama-8b") return dense(Arch::Llama, 128256, 4096, 14336, 32, 32, 8, 500000.0f, 1e-5f);
@@ -193,6 +204,53 @@ std::optional<HParams> synth_preset(const std::string& name) {
     return std::nullopt;
 }
 
-std::string synth_preset_names() { return "r1-qwen-1.5b, r1-qwen-7b, r1-llama-8b, deepseek-v2-lite, deepseek-v3"; }
+std::string synth_preset_names() { return "demo, r1-qwen-1.5b, r1-qwen-7b, r1-llama-8b, deepseek-v2-lite, deepseek-v3"; }
+
+}  // namespace moelite
+
+namespace moelite {
+
+TokenizerMetadata synth_demo_tokenizer() {
+    TokenizerMetadata t;
+    t.model = "gpt2";
+    t.pre = "qwen2";
+    // Byte-level BPE spells each byte as one printable character: printable
+    // Latin-1 bytes as themselves, the others as U+0100 onwards, in order.
+    int next = 256;
+    for (int b = 0; b < 256; ++b) {
+        const bool printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae);
+        const int cp = printable ? b : next++;
+        std::string s;
+        if (cp < 0x80) {
+            s += char(cp);
+        } else {
+            s += char(0xc0 | (cp >> 6));
+            s += char(0x80 | (cp & 0x3f));
+        }
+        t.tokens.push_back(s);
+        t.token_types.push_back(1);
+    }
+    for (const char* special : {"<｜begin▁of▁sentence｜>",
+                                "<｜end▁of▁sentence｜>",
+                                "<｜User｜>", "<｜Assistant｜>"}) {
+        t.tokens.push_back(special);
+        t.token_types.push_back(3);  // control
+    }
+    for (const char* added : {"<think>", "</think>"}) {
+        t.tokens.push_back(added);
+        t.token_types.push_back(4);  // user-defined: matched before BPE, printed as text
+    }
+    t.bos_id = 256;
+    t.eos_id = 257;
+    t.add_bos = true;
+    t.chat_template =
+        "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}"
+        "{% elif m['role'] == 'user' %}{{ '<｜User｜>' + m['content'] }}"
+        "{% elif m['role'] == 'assistant' %}{% set c = m['content'] %}{% if '</think>' in c %}"
+        "{% set c = c.split('</think>')[-1] %}{% endif %}"
+        "{{ '<｜Assistant｜>' + c + eos_token }}{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<｜Assistant｜><think>\\n' }}{% endif %}";
+    return t;
+}
 
 }  // namespace moelite

@@ -9,6 +9,7 @@
 
 #include "core/dtype.h"
 #include "models/arch.h"
+#include "models/tokenizer.h"
 
 namespace moelite {
 
@@ -19,6 +20,7 @@ struct SynthOptions {
     uint64_t seed = 1;
     std::string name = "synthetic";
     bool mla_unsplit_kv_b = false;       // deepseek2: one attn_kv_b (older files) instead of attn_k_b + attn_v_b
+    std::optional<TokenizerMetadata> tokenizer;  // embedded when set (n_vocab must cover it)
 };
 
 // Writes a random-weight model of shape `hp` to `path` (temp file + rename).
@@ -34,5 +36,11 @@ namespace moelite {
 std::optional<HParams> synth_preset(const std::string& name);
 // The preset names, for --help.
 std::string synth_preset_names();
+
+// A small byte-level tokenizer for demo models: the 256 byte tokens, no
+// merges, and the DeepSeek-R1 special tokens, with an R1-style chat template
+// (system prompt, <｜User｜>/<｜Assistant｜> turns, thinking dropped from the
+// history, generation prompt pre-filled with "<think>\n").
+TokenizerMetadata synth_demo_tokenizer();
 
 }  // namespace moelite

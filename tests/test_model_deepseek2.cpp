@@ -136,6 +136,25 @@ TEST_CASE("deepseek2: batch and one-by-one agree (V3-style: q LoRA, sigmoid, gro
             range = std::max(range, std::abs(x));
         }
         CHECK(range > 0.1f);
+        {
+            // Expert statistics: every token of every MoE layer chose k experts.
+            CpuBackend cpu(CpuBackendOptions{1, std::nullopt});
+            auto model = Model::load(path, cpu);
+            Session s(model, cpu, SessionOptions{64, 5, DType::F32});
+            s.eval(toks, false, nullptr);
+            const ExpertStats& es = s.expert_stats();
+            REQUIRE(es.n_layer() == hp.n_layer);
+            for (int64_t l = 0; l < hp.n_layer; ++l) {
+                uint64_t total = 0;
+                int64_t latest = -1;
+                for (int64_t e = 0; e < hp.n_expert; ++e) {
+                    total += es.count(l, e);
+                    latest = std::max(latest, es.last_used(l, e));
+                }
+                CHECK(total == (hp.layer_is_moe(l) ? uint64_t(toks.size() * hp.n_expert_used) : 0));
+                CHECK(latest == (hp.layer_is_moe(l) ? int64_t(toks.size()) - 1 : -1));
+            }
+        }
         auto f16 = run(path, toks, false, DType::F16);
         CHECK(max_abs_diff(batch, f16) < 2e-2f * range);
     }

@@ -132,6 +132,22 @@ TEST_CASE("safetensors: a valid file reads back exactly, from a file and from me
     }
 }
 
+TEST_CASE("safetensors: F64 converts with round to nearest, overflowing to infinity") {
+    const std::vector<double> v = {0x1.fffffe8p+127, 0x1.ffffffp+127, -0x1.ffffffp+127, 1e300, 1e-50, 0.1,
+                                   std::nan("")};
+    const std::string bytes = build_file({{"d", "F64", {int64_t(v.size())}, bytes_of(v)}});
+    SafetensorsFile f("f64", reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    const std::vector<float> got = f.get("d").read_f32();
+    const float inf = std::numeric_limits<float>::infinity();
+    CHECK(got[0] == std::numeric_limits<float>::max());  // below the halfway point: stays finite
+    CHECK(got[1] == inf);                                // the halfway point rounds to even: infinity
+    CHECK(got[2] == -inf);
+    CHECK(got[3] == inf);
+    CHECK(got[4] == 0.0f);
+    CHECK(got[5] == 0.1f);
+    CHECK(std::isnan(got[6]));
+}
+
 TEST_CASE("safetensors: holes between tensors, padding and a file with no tensors are valid") {
     // tensors out of order in the header, a 4-byte hole, trailing bytes
     const std::string header = R"({"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},)"

@@ -1,0 +1,120 @@
+// `moelite run -m FILE -p PROMPT [-n N] [--chat] [--json]`: one shot, for
+// scripts. The prompt is used as is (BOS added when the model asks), or with
+// --chat rendered through the model's chat template as one user message.
+// Text streams to stdout; --json prints one JSON object at the end instead.
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+#include <cxxopts.hpp>
+#include <nlohmann/json.hpp>
+
+#include "apps/commands.h"
+#include "apps/common.h"
+#include "core/error.h"
+#include "models/chat.h"
+#include "models/generate.h"
+
+namespace moelite::app {
+namespace {
+
+int run_run(int argc, char** argv) {
+    cxxopts::Options opts("moelite run", "Generate text from a prompt, once.");
+    add_model_options(opts);
+    add_sampling_options(opts);
+    opts.add_options()("p,prompt", "the prompt", cxxopts::value<std::string>())(
+        "n,n-predict", "tokens to generate (-1: until the context is full)", cxxopts::value<int64_t>()->default_value("256"))(
+        "chat", "render the prompt as a user message with the model's chat template")(
+        "ignore-eos", "keep generating past end-of-generation tokens")(
+        "system", "system prompt (with --chat)", cxxopts::value<std::string>()->default_value(""))(
+        "expert-stats", "print how often each expert of each MoE layer was chosen")(
+        "json", "print one JSON object with the text, tokens and timings")("h,help", "show this help");
+    auto args = opts.parse(argc, argv);
+    if (args.count("help")) {
+        std::printf("%s\n", opts.help().c_str());
+        return 0;
+    }
+    if (!args.count("prompt")) fail("-p/--prompt is required");
+    LoadedModel lm = load_model(args);
+    const Tokenizer* tok = lm.model->tokenizer();
+    if (!tok) fail("%s has no tokenizer: use 'moelite logits' with token ids", lm.model->path().c_str());
+    Session session(lm.model, *lm.cpu, session_options(args, *lm.model));
+    const SamplerParams sp = sampling_params(args, *lm.model);
+    GenerateOptions go;
+    go.max_tokens = args["n-predict"].as<int64_t>();
+    go.ignore_eos = args.count("ignore-eos") > 0;
+    const bool json = args.count("json") > 0;
+    auto stream = [&](const std::string& text, bool) {
+        if (!json) {
+            std::fwrite(text.data(), 1, text.size(), stdout);
+            std::fflush(stdout);
+        }
+    };
+
+    GenerateResult r;
+    std::string thinking, answer;
+    if (args.count("chat")) {
+        if (lm.model->chat_template().empty()) fail("%s has no chat template", lm.model->path().c_str());
+        Chat chat(session, *tok, lm.model->chat_template(), sp);
+        chat.set_system(args["system"].as<std::string>());
+        r = chat.reply(args["prompt"].as<std::string>(), go, [&](const std::string& text, bool in_thought) {
+            (in_thought ? thinking : answer) += text;
+            stream(text, in_thought);
+        });
+    } else {
+        Sampler sampler(sp);
+        const std::vector<int32_t> prompt = tok->encode(args["prompt"].as<std::string>(), tok->add_bos(), true);
+        r = generate(session, sampler, *tok, prompt, go, [&](const std::string& text) {
+            answer += text;
+            stream(text, false);
+            return true;
+        });
+    }
+    const SessionStats& st = session.stats();
+    const ExpertStats& es = session.expert_stats();
+    const bool expert_stats = args.count("expert-stats") > 0 && es.n_expert() > 0;
+    if (args.count("expert-stats") && es.n_expert() == 0) fail("%s has no experts", lm.model->path().c_str());
+    if (json) {
+        nlohmann::json out = {{"text", r.text},
+                              {"answer", answer},
+                              {"thinking", thinking},
+                              {"tokens", r.tokens},
+                              {"stop", stop_reason_name(r.stop)},
+                              {"prompt_tokens", st.prompt_tokens},
+                              {"prompt_seconds", st.prompt_seconds},
+                              {"generated_tokens", st.decode_tokens},
+                              {"generation_seconds", st.decode_seconds}};
+        if (expert_stats) {
+            nlohmann::json layers = nlohmann::json::array();
+            for (int64_t l = 0; l < es.n_layer(); ++l) {
+                std::vector<uint64_t> counts;
+                for (int64_t e = 0; e < es.n_expert(); ++e) counts.push_back(es.count(l, e));
+                layers.push_back(counts);
+            }
+            out["expert_counts"] = layers;
+        }
+        std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    } else {
+        std::printf("\n");
+        if (expert_stats) {
+            // One line per MoE layer: the experts by use, most used first.
+            std::fprintf(stderr, "expert use (layer: expert x count, most used first):\n");
+            for (int64_t l = 0; l < es.n_layer(); ++l) {
+                std::vector<std::pair<uint64_t, int64_t>> order;
+                for (int64_t e = 0; e < es.n_expert(); ++e)
+                    if (es.count(l, e)) order.push_back({es.count(l, e), e});
+                if (order.empty()) continue;
+                std::sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+                std::fprintf(stderr, "  %3lld:", (long long)l);
+                for (const auto& [c, e] : order) std::fprintf(stderr, " %lldx%llu", (long long)e, (unsigned long long)c);
+                std::fprintf(stderr, "  (%zu of %lld used)\n", order.size(), (long long)es.n_expert());
+            }
+        }
+    }
+    return 0;
+}
+
+CommandRegistration reg("run", "generate text from a prompt, once (for scripts)", run_run);
+
+}  // namespace
+}  // namespace moelite::app
