@@ -42,7 +42,8 @@ void write_model_metadata(GgufWriter& w, const HParams& hp, const std::string& n
     }
     if (hp.arch == Arch::Deepseek2) {
         w.add(key("leading_dense_block_count"), u32(hp.n_layer_dense_lead));
-        if (hp.q_lora_rank) w.add(key("attention.q_lora_rank"), u32(hp.q_lora_rank));
+        // Always written, 0 included: llama.cpp otherwise guesses "lite" from the depth.
+        w.add(key("attention.q_lora_rank"), u32(hp.q_lora_rank));
         w.add(key("attention.kv_lora_rank"), u32(hp.kv_lora_rank));
         if (hp.is_mla()) {
             w.add(key("attention.key_length_mla"), u32(hp.head_dim_k_mla));
