@@ -245,8 +245,9 @@ TokenizerMetadata tokenizer_metadata_of(const std::string& dir, const HfConfig& 
 }
 
 std::string model_name_of(const std::string& dir) {
-    fs::path p(dir);
-    while (!p.empty() && p.filename().empty()) p = p.parent_path();
+    std::error_code ec;
+    fs::path p = fs::absolute(fs::path(dir), ec).lexically_normal();  // "." and "x/" name their directory
+    while (!p.empty() && p.filename().empty() && p != p.root_path()) p = p.parent_path();
     return p.filename().string();
 }
 
