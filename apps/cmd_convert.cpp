@@ -2,9 +2,8 @@
 // (config.json, safetensors shards, optional tokenizer files) to a GGUF file,
 // quantized on the way (convert/converter.h does the work).
 #include <cstdio>
-#include <string>
-
 #include <cxxopts.hpp>
+#include <string>
 
 #include "apps/commands.h"
 #include "apps/convert_cli.h"
@@ -18,13 +17,17 @@ int run_convert(int argc, char** argv) {
                              "Convert a Hugging Face checkpoint (BF16/F16/F32, or DeepSeek's FP8 with block scales) "
                              "to a GGUF file, quantizing as it streams.");
     options.positional_help("HF_DIR -o OUT.gguf [--type TYPE]");
+    // clang-format off
     options.add_options()
         ("o,output", "the GGUF file to write", cxxopts::value<std::string>())
         ("type", "file type: " + recipe_type_names(), cxxopts::value<std::string>()->default_value("f16"));
+    // clang-format on
     add_recipe_options(options);
+    // clang-format off
     options.add_options()
         ("h,help", "print this help")
         ("dir", "the checkpoint directory", cxxopts::value<std::string>());
+    // clang-format on
     options.parse_positional({"dir"});
     const auto args = options.parse(argc, argv);
     if (args.count("help")) {
@@ -38,7 +41,8 @@ int run_convert(int argc, char** argv) {
     ConvertOptions opt = recipe_options_from(args, args["type"].as<std::string>());
     if (!args.count("quiet")) opt.progress = make_progress_printer("convert");
     opt.cancel = install_interrupt_flag();
-    const ConvertReport report = convert_checkpoint(args["dir"].as<std::string>(), args["output"].as<std::string>(), opt);
+    const ConvertReport report =
+        convert_checkpoint(args["dir"].as<std::string>(), args["output"].as<std::string>(), opt);
     print_report(report);
     return 0;
 }

@@ -1,9 +1,8 @@
 // `moelite quantize IN.gguf OUT.gguf TYPE`: re-quantize a GGUF file with the
 // same recipes as `moelite convert` (metadata kept, general.file_type updated).
 #include <cstdio>
-#include <string>
-
 #include <cxxopts.hpp>
+#include <string>
 
 #include "apps/commands.h"
 #include "apps/convert_cli.h"
@@ -13,16 +12,20 @@ namespace moelite::app {
 namespace {
 
 int run_quantize(int argc, char** argv) {
-    cxxopts::Options options("moelite quantize",
-                             "Re-quantize a GGUF file: each tensor is dequantized and quantized again with the "
-                             "recipe of TYPE (" + recipe_type_names() + ").");
+    const std::string about =
+        "Re-quantize a GGUF file: each tensor is dequantized and quantized again with the "
+        "recipe of TYPE (" +
+        recipe_type_names() + ").";
+    cxxopts::Options options("moelite quantize", about);
     options.positional_help("IN.gguf OUT.gguf TYPE");
     add_recipe_options(options);
+    // clang-format off
     options.add_options()
         ("h,help", "print this help")
         ("input", "the GGUF file to read", cxxopts::value<std::string>())
         ("output", "the GGUF file to write", cxxopts::value<std::string>())
         ("type", "the file type", cxxopts::value<std::string>());
+    // clang-format on
     options.parse_positional({"input", "output", "type"});
     const auto args = options.parse(argc, argv);
     if (args.count("help")) {

@@ -1,12 +1,13 @@
 #include "apps/convert_cli.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
-#include <unistd.h>
 
 #include "core/error.h"
 
@@ -15,7 +16,9 @@ namespace {
 
 std::atomic<bool> g_interrupted{false};
 
-extern "C" void on_interrupt(int) { g_interrupted.store(true); }
+extern "C" void on_interrupt(int) {
+    g_interrupted.store(true);
+}
 
 std::string human(double bytes) {
     static const char* const kUnits[] = {"B", "KB", "MB", "GB", "TB"};
@@ -37,6 +40,7 @@ std::string clock_text(double s) {
 }  // namespace
 
 void add_recipe_options(cxxopts::Options& options) {
+    // clang-format off
     options.add_options()
         ("experts", "type of the stacked expert tensors (*_exps)", cxxopts::value<std::string>())
         ("attn", "type of the attention weights (attn_*)", cxxopts::value<std::string>())
@@ -45,6 +49,7 @@ void add_recipe_options(cxxopts::Options& options) {
          cxxopts::value<std::vector<std::string>>())
         ("t,threads", "quantization threads (default: all hardware threads)", cxxopts::value<std::string>()->default_value("0"))
         ("q,quiet", "no progress display");
+    // clang-format on
 }
 
 ConvertOptions recipe_options_from(const cxxopts::ParseResult& args, const std::string& type_name) {
@@ -83,10 +88,10 @@ std::function<void(const ConvertProgress&)> make_progress_printer(const char* co
         const double frac = p.bytes_total ? double(p.bytes_read) / double(p.bytes_total) : 1.0;
         const double rate = p.seconds > 0 ? double(p.bytes_read) / p.seconds : 0.0;
         const double eta = rate > 0 ? double(p.bytes_total - std::min(p.bytes_read, p.bytes_total)) / rate : -1;
-        const std::string stats = strprintf("%zu/%zu tensors, %s / %s read, %s/s, elapsed %s, ETA %s", p.tensors_done,
-                                            p.tensors_total, human(double(p.bytes_read)).c_str(),
-                                            human(double(p.bytes_total)).c_str(), human(rate).c_str(),
-                                            clock_text(p.seconds).c_str(), final ? "00:00" : clock_text(eta).c_str());
+        const std::string stats =
+            strprintf("%zu/%zu tensors, %s / %s read, %s/s, elapsed %s, ETA %s", p.tensors_done, p.tensors_total,
+                      human(double(p.bytes_read)).c_str(), human(double(p.bytes_total)).c_str(), human(rate).c_str(),
+                      clock_text(p.seconds).c_str(), final ? "00:00" : clock_text(eta).c_str());
         if (st->tty) {
             constexpr int kWidth = 30;
             const int filled = int(frac * kWidth + 0.5);

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <atomic>
-
 #include <cxxopts.hpp>
 
 #include "convert/converter.h"

@@ -40,7 +40,9 @@ struct OutTensor {
     std::unique_ptr<RowSource> source;
 };
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 // Runs fn(begin, end) over [0, units) split into `threads` contiguous parts;
 // the first exception thrown by any part is rethrown here.
@@ -70,7 +72,7 @@ void parallel_ranges(int threads, int64_t units, Fn fn) {
 }
 
 class Streamer {
-public:
+  public:
     Streamer(GgufWriter& writer, const ConvertOptions& options, ConvertReport& report, size_t n_tensors,
              uint64_t bytes_total)
         : writer_(writer), options_(options), report_(report), t0_(Clock::now()) {
@@ -89,7 +91,8 @@ public:
 
         // Rows per chunk: as many granules as fit in chunk_bytes of f32, at least one.
         const int64_t granule_bytes = g * len * int64_t(sizeof(float));
-        const int64_t chunk_rows = std::max<int64_t>(1, int64_t(options_.chunk_bytes) / std::max<int64_t>(1, granule_bytes)) * g;
+        const int64_t chunk_rows =
+            std::max<int64_t>(1, int64_t(options_.chunk_bytes) / std::max<int64_t>(1, granule_bytes)) * g;
 
         if (const uint8_t* raw = src.raw_bytes(t.type)) {
             for (int64_t r0 = 0; r0 < rows; r0 += chunk_rows) {
@@ -106,7 +109,8 @@ public:
         const QuantTraits* traits = quant_traits(t.type);
         MOELITE_ASSERT(traits && traits->from_float);
         const bool direct_f32 = t.type == DType::F32;  // produce straight into the output buffer
-        if (out_.size() < size_t(std::min(rows, chunk_rows)) * row_bytes) out_.resize(size_t(std::min(rows, chunk_rows)) * row_bytes);
+        if (out_.size() < size_t(std::min(rows, chunk_rows)) * row_bytes)
+            out_.resize(size_t(std::min(rows, chunk_rows)) * row_bytes);
         // Each thread produces and quantizes its rows a few hundred KB at a time,
         // so the f32 rows are still in cache when they are quantized.
         const int64_t sub_rows = std::max<int64_t>(1, kScratchFloats / std::max<int64_t>(1, g * len)) * g;
@@ -147,7 +151,7 @@ public:
         if (options_.progress) options_.progress(progress_);
     }
 
-private:
+  private:
     static int64_t element_count(const std::vector<int64_t>& ne) {
         int64_t n = 1;
         for (int64_t d : ne) n *= d;
@@ -222,9 +226,10 @@ TokenizerMetadata tokenizer_metadata_of(const std::string& dir, const HfConfig& 
         Tokenizer::from_hf_files(json_path.string(), fs::exists(config_path) ? config_path.string() : std::string());
     const int64_t n_vocab = config.hp.n_vocab;
     if (int64_t(tok.vocab_size()) > n_vocab)
-        fail("%s: the tokenizer has ids up to %lld, past the model's vocab_size %lld (%s): the model has no "
-             "embedding for them",
-             json_path.c_str(), (long long)tok.vocab_size() - 1, (long long)n_vocab, config.path.c_str());
+        fail(
+            "%s: the tokenizer has ids up to %lld, past the model's vocab_size %lld (%s): the model has no "
+            "embedding for them",
+            json_path.c_str(), (long long)tok.vocab_size() - 1, (long long)n_vocab, config.path.c_str());
     TokenizerMetadata m = tok.to_metadata(size_t(n_vocab));
     MOELITE_ASSERT(int64_t(m.tokens.size()) == n_vocab);
     if (m.bos_id < 0 && config.bos_token_id && *config.bos_token_id >= 0 && *config.bos_token_id < n_vocab)
@@ -240,14 +245,16 @@ TokenizerMetadata tokenizer_metadata_of(const std::string& dir, const HfConfig& 
 }
 
 std::string model_name_of(const std::string& dir) {
-    fs::path p(dir);
-    while (!p.empty() && p.filename().empty()) p = p.parent_path();
+    std::error_code ec;
+    fs::path p = fs::absolute(fs::path(dir), ec).lexically_normal();  // "." and "x/" name their directory
+    while (!p.empty() && p.filename().empty() && p != p.root_path()) p = p.parent_path();
     return p.filename().string();
 }
 
 }  // namespace
 
-ConvertReport convert_checkpoint(const std::string& hf_dir, const std::string& out_path, const ConvertOptions& options) {
+ConvertReport convert_checkpoint(const std::string& hf_dir, const std::string& out_path,
+                                 const ConvertOptions& options) {
     if (!fs::is_directory(hf_dir)) fail("%s: not a directory (expected a Hugging Face checkpoint)", hf_dir.c_str());
     const HfConfig config = hf_config_load((fs::path(hf_dir) / "config.json").string());
     SafetensorsCheckpoint checkpoint(hf_dir);
@@ -257,7 +264,7 @@ ConvertReport convert_checkpoint(const std::string& hf_dir, const std::string& o
     report.output = out_path;
     if (!plan.skipped.empty())
         note(report, strprintf("skipped %zu source tensors (multi-token prediction layers, tied lm_head)",
-                                         plan.skipped.size()));
+                               plan.skipped.size()));
 
     const bool has_tokenizer = fs::exists(fs::path(hf_dir) / "tokenizer.json");
     TokenizerMetadata tokenizer;

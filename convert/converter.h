@@ -44,8 +44,8 @@ struct ConvertProgress {
 
 struct ConvertOptions {
     QuantRecipe recipe = recipe_from_name("f16");
-    int n_threads = 0;                        // 0: one per hardware thread
-    size_t chunk_bytes = size_t(64) << 20;    // rows per chunk, counted as f32 bytes (at least one granule)
+    int n_threads = 0;                      // 0: one per hardware thread
+    size_t chunk_bytes = size_t(64) << 20;  // rows per chunk, counted as f32 bytes (at least one granule)
     std::function<void(const ConvertProgress&)> progress;  // after each chunk; may be empty
     const std::atomic<bool>* cancel = nullptr;             // checked between chunks
 };

@@ -8,7 +8,7 @@ namespace moelite {
 namespace {
 
 class KvList {
-public:
+  public:
     explicit KvList(const char* arch) : arch_(arch) {}
     template <class T>
     void general(const char* key, T v) {
@@ -24,7 +24,7 @@ public:
     }
     std::vector<GgufKV> take() { return std::move(kv_); }
 
-private:
+  private:
     std::string arch_;
     std::vector<GgufKV> kv_;
 };
@@ -127,8 +127,8 @@ std::vector<float> llama3_rope_factors(const HfConfig& c) {
         } else if (wavelen > low_wavelen) {
             out.push_back(f.factor);
         } else {
-            const float smooth = (float(f.original_context) / wavelen - f.low_freq_factor) /
-                                 (f.high_freq_factor - f.low_freq_factor);
+            const float smooth =
+                (float(f.original_context) / wavelen - f.low_freq_factor) / (f.high_freq_factor - f.low_freq_factor);
             out.push_back(1.0f / ((1.0f - smooth) / f.factor + smooth));
         }
     }

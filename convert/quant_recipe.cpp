@@ -39,7 +39,9 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
+bool contains(std::string_view s, std::string_view part) {
+    return s.find(part) != std::string_view::npos;
+}
 bool ends_with(std::string_view s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
@@ -67,7 +69,8 @@ DType mixture_type(const QuantRecipe& r, const RecipeModel& m, std::string_view 
     const bool more_bits = il >= 0 && recipe_use_more_bits(il, m.n_layer);
     if (contains(name, "attn_v.weight") || contains(name, "attn_kv_b.weight") || contains(name, "attn_qkv.weight")) {
         DType t = more_bits ? DType::Q6_K : base;
-        const bool is_70b = (m.arch == Arch::Llama || m.arch == Arch::Qwen2) && m.n_layer == 80 && m.n_head != m.n_head_kv;
+        const bool is_70b =
+            (m.arch == Arch::Llama || m.arch == Arch::Qwen2) && m.n_layer == 80 && m.n_head != m.n_head_kv;
         if (is_70b && t == DType::Q4_K) t = DType::Q5_K;
         return t;
     }
@@ -77,12 +80,17 @@ DType mixture_type(const QuantRecipe& r, const RecipeModel& m, std::string_view 
 
 DType fallback_of(DType t) {
     switch (t) {
-        case DType::Q4_K: return DType::Q5_0;
-        case DType::Q5_K: return DType::Q5_1;
-        case DType::Q6_K: return DType::Q8_0;
+        case DType::Q4_K:
+            return DType::Q5_0;
+        case DType::Q5_K:
+            return DType::Q5_1;
+        case DType::Q6_K:
+            return DType::Q8_0;
         case DType::Q2_K:
-        case DType::Q3_K: return DType::Q4_0;
-        default: return DType::F16;
+        case DType::Q3_K:
+            return DType::Q4_0;
+        default:
+            return DType::F16;
     }
 }
 
@@ -185,9 +193,9 @@ TypeChoice recipe_choose(const QuantRecipe& r, const RecipeModel& m, std::string
     if (ne0 % dtype_block_size(c.type) != 0) {
         DType t = fallback_of(c.type);
         if (ne0 % dtype_block_size(t) != 0) t = DType::F16;
-        c.note = strprintf("%.*s: rows of %lld do not fit %s's blocks of %lld; written as %s", int(name.size()),
-                           name.data(), (long long)ne0, dtype_name(c.type), (long long)dtype_block_size(c.type),
-                           dtype_name(t));
+        c.note =
+            strprintf("%.*s: rows of %lld do not fit %s's blocks of %lld; written as %s", int(name.size()), name.data(),
+                      (long long)ne0, dtype_name(c.type), (long long)dtype_block_size(c.type), dtype_name(t));
         c.type = t;
     }
     return c;

@@ -61,9 +61,9 @@ struct RecipeOverride {
 };
 
 struct QuantRecipe {
-    std::string name;        // "q4_k_m"
-    DType base = DType::F16; // the type of the bulk of the weights
-    bool mixture = false;    // q4_k_m / q5_k_m rules
+    std::string name;         // "q4_k_m"
+    DType base = DType::F16;  // the type of the bulk of the weights
+    bool mixture = false;     // q4_k_m / q5_k_m rules
     FileType file_type = FileType::MostlyF16;
     std::optional<DType> experts, attn, embed;
     std::vector<RecipeOverride> overrides;

@@ -89,9 +89,8 @@ int64_t product(const std::vector<int64_t>& v, size_t from) {
 }
 
 class HfSource : public RowSource {
-public:
-    HfSource(const ConvertItem& item, const HfConfig& config, const SafetensorsCheckpoint& ckpt)
-        : item_(item) {
+  public:
+    HfSource(const ConvertItem& item, const HfConfig& config, const SafetensorsCheckpoint& ckpt) : item_(item) {
         const std::vector<int64_t>& ne = item.spec.shape;
         row_len_ = ne[0];
         rows_ = product(ne, 1);
@@ -113,7 +112,8 @@ public:
             }
             case TensorTransform::StackExperts: {
                 MOELITE_ASSERT(ne.size() == 3 && int64_t(item.sources.size()) == ne[2]);
-                for (const std::string& s : item.sources) srcs_.push_back(hf_matrix(ckpt, config, s, {ne[1], ne[0]}, item.spec.name));
+                for (const std::string& s : item.sources)
+                    srcs_.push_back(hf_matrix(ckpt, config, s, {ne[1], ne[0]}, item.spec.name));
                 break;
             }
             case TensorTransform::SplitKvBK:
@@ -122,8 +122,8 @@ public:
                 nope_ = hp.qk_nope_dim();
                 v_ = hp.v_head_dim();
                 kv_lora_ = hp.kv_lora_rank;
-                srcs_.push_back(hf_matrix(ckpt, config, item.sources[0], {hp.n_head * (nope_ + v_), kv_lora_},
-                                          item.spec.name));
+                srcs_.push_back(
+                    hf_matrix(ckpt, config, item.sources[0], {hp.n_head * (nope_ + v_), kv_lora_}, item.spec.name));
                 break;
             }
             case TensorTransform::Llama3RopeFreqs:
@@ -147,8 +147,12 @@ public:
 
     void produce(int64_t r0, int64_t r1, float* out) const override {
         switch (item_.transform) {
-            case TensorTransform::None: srcs_[0].read(r0, r1, out); break;
-            case TensorTransform::PermuteRopeRows: produce_permuted(r0, r1, out); break;
+            case TensorTransform::None:
+                srcs_[0].read(r0, r1, out);
+                break;
+            case TensorTransform::PermuteRopeRows:
+                produce_permuted(r0, r1, out);
+                break;
             case TensorTransform::StackExperts: {
                 const int64_t per = srcs_[0].rows;
                 for (int64_t r = r0; r < r1;) {
@@ -212,7 +216,7 @@ public:
         }
     }
 
-private:
+  private:
     // llama.cpp's `llama` graph rotates adjacent pairs, HF rotates halves: per
     // head of d rows, new row 2i + j <- old row j * d/2 + i (j = 0, 1). A bias
     // (1-D) is permuted the same way, element by element.
@@ -243,7 +247,7 @@ private:
 };
 
 class GgufSource : public RowSource {
-public:
+  public:
     GgufSource(const GgufFile& file, const GgufTensorInfo& info, DType out_type) : file_(file), info_(info) {
         row_len_ = info.ne[0];
         rows_ = info.ne[1] * info.ne[2] * info.ne[3];
@@ -251,8 +255,8 @@ public:
         raw_ = out_type == info.type;
         traits_ = quant_traits(info.type);
         if (!raw_ && (!traits_ || !traits_->to_float))
-            fail("%s: tensor '%s' has type %s, which cannot be dequantized to re-quantize it as %s", file.path().c_str(),
-                 info.name.c_str(), dtype_name(info.type), dtype_name(out_type));
+            fail("%s: tensor '%s' has type %s, which cannot be dequantized to re-quantize it as %s",
+                 file.path().c_str(), info.name.c_str(), dtype_name(info.type), dtype_name(out_type));
     }
 
     int64_t rows() const override { return rows_; }
@@ -266,11 +270,9 @@ public:
         const size_t base = size_t(info_.data - file_.file_data());
         file_.mapping()->advise_dontneed(base + size_t(r0) * row_bytes_, size_t(r1 - r0) * row_bytes_);
     }
-    const uint8_t* raw_bytes(DType out_type) const override {
-        return out_type == info_.type ? info_.data : nullptr;
-    }
+    const uint8_t* raw_bytes(DType out_type) const override { return out_type == info_.type ? info_.data : nullptr; }
 
-private:
+  private:
     const GgufFile& file_;
     const GgufTensorInfo& info_;
     const QuantTraits* traits_ = nullptr;

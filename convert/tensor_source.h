@@ -37,7 +37,7 @@ class GgufFile;
 struct GgufTensorInfo;
 
 class RowSource {
-public:
+  public:
     virtual ~RowSource() = default;
     virtual int64_t rows() const = 0;
     virtual int64_t row_len() const = 0;

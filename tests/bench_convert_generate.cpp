@@ -13,16 +13,15 @@
 // measured is the converter's streaming, not the model.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -41,7 +40,7 @@ struct Spec {
 };
 
 class Rng {
-public:
+  public:
     explicit Rng(uint64_t seed) : s_(seed * 0x9E3779B97F4A7C15ull + 1) {}
     uint64_t next() {
         s_ ^= s_ << 13;
@@ -50,7 +49,7 @@ public:
         return s_;
     }
 
-private:
+  private:
     uint64_t s_;
 };
 
@@ -59,8 +58,9 @@ void fill(const Spec& t, Rng& rng, char* out, size_t n) {
     if (t.dtype == "F32") {
         // Norm weights / router bias / FP8 scales: around 1e-3..1.
         for (size_t i = 0; i + 4 <= n; i += 4) {
-            const float v = t.name.find("scale_inv") != std::string::npos ? 1e-4f * float(1 + rng.next() % 100)
-                                                                           : 1.0f + 0.01f * float(int(rng.next() % 200) - 100);
+            const float v = t.name.find("scale_inv") != std::string::npos
+                                ? 1e-4f * float(1 + rng.next() % 100)
+                                : 1.0f + 0.01f * float(int(rng.next() % 200) - 100);
             std::memcpy(out + i, &v, 4);
         }
         return;
@@ -90,11 +90,21 @@ void fill(const Spec& t, Rng& rng, char* out, size_t n) {
 
 std::vector<Spec> qwen2_specs(json& config) {
     const int64_t vocab = 151936, hidden = 1536, ff = 8960, layers = 28, heads = 12, kv = 2, hd = 128;
-    config = {{"architectures", {"Qwen2ForCausalLM"}}, {"model_type", "qwen2"}, {"hidden_size", hidden},
-              {"intermediate_size", ff}, {"num_hidden_layers", layers}, {"num_attention_heads", heads},
-              {"num_key_value_heads", kv}, {"vocab_size", vocab}, {"max_position_embeddings", 131072},
-              {"rms_norm_eps", 1e-6}, {"rope_theta", 10000.0}, {"tie_word_embeddings", false},
-              {"torch_dtype", "bfloat16"}, {"bos_token_id", 151646}, {"eos_token_id", 151643}};
+    config = {{"architectures", {"Qwen2ForCausalLM"}},
+              {"model_type", "qwen2"},
+              {"hidden_size", hidden},
+              {"intermediate_size", ff},
+              {"num_hidden_layers", layers},
+              {"num_attention_heads", heads},
+              {"num_key_value_heads", kv},
+              {"vocab_size", vocab},
+              {"max_position_embeddings", 131072},
+              {"rms_norm_eps", 1e-6},
+              {"rope_theta", 10000.0},
+              {"tie_word_embeddings", false},
+              {"torch_dtype", "bfloat16"},
+              {"bos_token_id", 151646},
+              {"eos_token_id", 151643}};
     std::vector<Spec> s;
     s.push_back({"model.embed_tokens.weight", "BF16", {vocab, hidden}});
     for (int64_t l = 0; l < layers; ++l) {
@@ -120,17 +130,43 @@ std::vector<Spec> qwen2_specs(json& config) {
 std::vector<Spec> deepseek_fp8_specs(json& config) {
     const int64_t vocab = 102400, hidden = 2048, ff = 10944, layers = 6, heads = 16, q_lora = 1536, kv_lora = 512,
                   nope = 128, rope = 64, v = 128, experts = 64, moe_ff = 1408, shared = 2;
-    config = {{"architectures", {"DeepseekV3ForCausalLM"}}, {"model_type", "deepseek_v3"}, {"hidden_size", hidden},
-              {"intermediate_size", ff}, {"num_hidden_layers", layers}, {"num_attention_heads", heads},
-              {"num_key_value_heads", heads}, {"vocab_size", vocab}, {"max_position_embeddings", 163840},
-              {"rms_norm_eps", 1e-6}, {"rope_theta", 10000}, {"q_lora_rank", q_lora}, {"kv_lora_rank", kv_lora},
-              {"qk_nope_head_dim", nope}, {"qk_rope_head_dim", rope}, {"v_head_dim", v},
-              {"n_routed_experts", experts}, {"num_experts_per_tok", 6}, {"n_shared_experts", shared},
-              {"moe_intermediate_size", moe_ff}, {"first_k_dense_replace", 1}, {"moe_layer_freq", 1},
-              {"n_group", 8}, {"topk_group", 4}, {"scoring_func", "sigmoid"}, {"norm_topk_prob", true},
-              {"routed_scaling_factor", 2.5}, {"num_nextn_predict_layers", 0}, {"tie_word_embeddings", false},
-              {"rope_scaling", {{"type", "yarn"}, {"factor", 40}, {"original_max_position_embeddings", 4096},
-                                {"beta_fast", 32}, {"beta_slow", 1}, {"mscale", 1.0}, {"mscale_all_dim", 1.0}}},
+    config = {{"architectures", {"DeepseekV3ForCausalLM"}},
+              {"model_type", "deepseek_v3"},
+              {"hidden_size", hidden},
+              {"intermediate_size", ff},
+              {"num_hidden_layers", layers},
+              {"num_attention_heads", heads},
+              {"num_key_value_heads", heads},
+              {"vocab_size", vocab},
+              {"max_position_embeddings", 163840},
+              {"rms_norm_eps", 1e-6},
+              {"rope_theta", 10000},
+              {"q_lora_rank", q_lora},
+              {"kv_lora_rank", kv_lora},
+              {"qk_nope_head_dim", nope},
+              {"qk_rope_head_dim", rope},
+              {"v_head_dim", v},
+              {"n_routed_experts", experts},
+              {"num_experts_per_tok", 6},
+              {"n_shared_experts", shared},
+              {"moe_intermediate_size", moe_ff},
+              {"first_k_dense_replace", 1},
+              {"moe_layer_freq", 1},
+              {"n_group", 8},
+              {"topk_group", 4},
+              {"scoring_func", "sigmoid"},
+              {"norm_topk_prob", true},
+              {"routed_scaling_factor", 2.5},
+              {"num_nextn_predict_layers", 0},
+              {"tie_word_embeddings", false},
+              {"rope_scaling",
+               {{"type", "yarn"},
+                {"factor", 40},
+                {"original_max_position_embeddings", 4096},
+                {"beta_fast", 32},
+                {"beta_slow", 1},
+                {"mscale", 1.0},
+                {"mscale_all_dim", 1.0}}},
               {"quantization_config", {{"quant_method", "fp8"}, {"fmt", "e4m3"}, {"weight_block_size", {128, 128}}}}};
     std::vector<Spec> s;
     auto fp8 = [&](const std::string& name, int64_t rows, int64_t cols) {

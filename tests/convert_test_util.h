@@ -4,17 +4,16 @@
 // converter with arithmetic it did not do itself), and converting fixtures.
 #pragma once
 
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
-#include <limits>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "convert/converter.h"
 #include "tests/test_util.h"

@@ -18,10 +18,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
-
-#include <nlohmann/json.hpp>
 
 #include "convert/converter.h"
 #include "convert/quant_recipe.h"
@@ -47,7 +46,9 @@ std::vector<float> tensor_floats(const GgufFile& f, const std::string& name) {
     return out;
 }
 
-std::vector<int64_t> shape_of(const GgufTensorInfo& t) { return std::vector<int64_t>(t.ne, t.ne + t.n_dims); }
+std::vector<int64_t> shape_of(const GgufTensorInfo& t) {
+    return std::vector<int64_t>(t.ne, t.ne + t.n_dims);
+}
 
 // "name [d0, d1]" lines of a fixture README's tensor table.
 std::map<std::string, std::vector<int64_t>> readme_tensors(const std::string& fixture) {
@@ -214,11 +215,12 @@ TEST_CASE("convert: qwen2-tiny and llama3-tiny at f32 hold exactly the README's 
         CHECK(f->get_u32(a + ".embedding_length") == 256);
         CHECK(f->get_u32(a + ".attention.head_count") == 8);
         CHECK(f->get_u32(a + ".vocab_size") == 1024);
-        std::set<std::string> keys = {"general.architecture", "general.type", "general.name", "general.file_type",
-                                      "general.quantization_version", "tokenizer.ggml.model"};
-        for (const char* k : {"block_count", "context_length", "embedding_length", "feed_forward_length",
-                              "attention.head_count", "attention.head_count_kv", "rope.freq_base",
-                              "attention.layer_norm_rms_epsilon", "vocab_size"})
+        std::set<std::string> keys = {
+            "general.architecture",         "general.type",        "general.name", "general.file_type",
+            "general.quantization_version", "tokenizer.ggml.model"};
+        for (const char* k :
+             {"block_count", "context_length", "embedding_length", "feed_forward_length", "attention.head_count",
+              "attention.head_count_kv", "rope.freq_base", "attention.layer_norm_rms_epsilon", "vocab_size"})
             keys.insert(a + "." + k);
         if (a == "qwen2") {
             CHECK(f->get_u32("qwen2.feed_forward_length") == 640);
@@ -253,18 +255,32 @@ TEST_CASE("convert: deepseek fixtures at f32 hold llama.cpp's deepseek2 tensors 
         CHECK(shape_of(f->get_tensor("blk.1.exp_probs_b.bias")) == std::vector<int64_t>{16});
         CHECK(shape_of(f->get_tensor("blk.1.ffn_gate_shexp.weight")) == std::vector<int64_t>{256, 128});
         CHECK(shape_of(f->get_tensor("blk.0.ffn_gate.weight")) == std::vector<int64_t>{256, 512});
-        CHECK(f->find_tensor("blk.0.ffn_gate_exps.weight") == nullptr);  // a leading dense layer
-        CHECK(f->find_tensor("blk.0.attn_kv_b.weight") == nullptr);      // written split, as llama.cpp does
+        CHECK(f->find_tensor("blk.0.ffn_gate_exps.weight") == nullptr);            // a leading dense layer
+        CHECK(f->find_tensor("blk.0.attn_kv_b.weight") == nullptr);                // written split, as llama.cpp does
         for (const auto& t : f->tensors()) CHECK(t.name.rfind("blk.3.", 0) != 0);  // the MTP layer is skipped
-        const std::map<std::string, uint32_t> u32 = {
-            {"block_count", 3}, {"context_length", 163840}, {"embedding_length", 256}, {"feed_forward_length", 512},
-            {"attention.head_count", 8}, {"attention.head_count_kv", 1}, {"leading_dense_block_count", 1},
-            {"vocab_size", 1024}, {"attention.q_lora_rank", 96}, {"attention.kv_lora_rank", 64},
-            {"attention.key_length", 80}, {"attention.value_length", 64}, {"attention.key_length_mla", 48},
-            {"attention.value_length_mla", 32}, {"expert_feed_forward_length", 128}, {"expert_count", 16},
-            {"expert_used_count", 4}, {"expert_shared_count", 1}, {"expert_group_count", 4},
-            {"expert_group_used_count", 2}, {"expert_gating_func", 2}, {"rope.dimension_count", 16},
-            {"rope.scaling.original_context_length", 4096}};
+        const std::map<std::string, uint32_t> u32 = {{"block_count", 3},
+                                                     {"context_length", 163840},
+                                                     {"embedding_length", 256},
+                                                     {"feed_forward_length", 512},
+                                                     {"attention.head_count", 8},
+                                                     {"attention.head_count_kv", 1},
+                                                     {"leading_dense_block_count", 1},
+                                                     {"vocab_size", 1024},
+                                                     {"attention.q_lora_rank", 96},
+                                                     {"attention.kv_lora_rank", 64},
+                                                     {"attention.key_length", 80},
+                                                     {"attention.value_length", 64},
+                                                     {"attention.key_length_mla", 48},
+                                                     {"attention.value_length_mla", 32},
+                                                     {"expert_feed_forward_length", 128},
+                                                     {"expert_count", 16},
+                                                     {"expert_used_count", 4},
+                                                     {"expert_shared_count", 1},
+                                                     {"expert_group_count", 4},
+                                                     {"expert_group_used_count", 2},
+                                                     {"expert_gating_func", 2},
+                                                     {"rope.dimension_count", 16},
+                                                     {"rope.scaling.original_context_length", 4096}};
         for (const auto& [k, v] : u32) CHECK_MESSAGE(f->get_u32("deepseek2." + k) == v, k);
         CHECK(f->get_f32("deepseek2.expert_weights_scale") == 2.5f);
         CHECK(f->get_bool("deepseek2.expert_weights_norm") == true);
@@ -295,7 +311,8 @@ TEST_CASE("convert: f32 tensors equal the source after the documented transform"
         auto f = GgufFile::open(convert_fixture(tmp, "qwen2-tiny", "f32").string());
         auto q = tensor_floats(*f, "blk.1.attn_q.weight");  // ne {256, 256}
         for (int64_t r : {0, 1, 17, 255})
-            for (int64_t c : {0, 3, 255}) CHECK(q[size_t(r * 256 + c)] == hf.at("model.layers.1.self_attn.q_proj.weight", r, c));
+            for (int64_t c : {0, 3, 255})
+                CHECK(q[size_t(r * 256 + c)] == hf.at("model.layers.1.self_attn.q_proj.weight", r, c));
         auto kb = tensor_floats(*f, "blk.2.attn_k.bias");
         for (int64_t i = 0; i < 64; ++i) CHECK(kb[size_t(i)] == hf.at("model.layers.2.self_attn.k_proj.bias", 0, i));
         auto emb = tensor_floats(*f, "token_embd.weight");
@@ -312,12 +329,15 @@ TEST_CASE("convert: f32 tensors equal the source after the documented transform"
                 for (int64_t j : {0, 1})
                     for (int64_t c : {0, 100}) {
                         const int64_t new_row = h * d + 2 * i + j, old_row = h * d + j * half + i;
-                        CHECK(q[size_t(new_row * in + c)] == hf.at("model.layers.0.self_attn.q_proj.weight", old_row, c));
+                        CHECK(q[size_t(new_row * in + c)] ==
+                              hf.at("model.layers.0.self_attn.q_proj.weight", old_row, c));
                         if (h < 4)
-                            CHECK(k[size_t(new_row * in + c)] == hf.at("model.layers.2.self_attn.k_proj.weight", old_row, c));
+                            CHECK(k[size_t(new_row * in + c)] ==
+                                  hf.at("model.layers.2.self_attn.k_proj.weight", old_row, c));
                     }
         // v is not permuted.
-        CHECK(tensor_floats(*f, "blk.0.attn_v.weight")[17 * 256 + 3] == hf.at("model.layers.0.self_attn.v_proj.weight", 17, 3));
+        CHECK(tensor_floats(*f, "blk.0.attn_v.weight")[17 * 256 + 3] ==
+              hf.at("model.layers.0.self_attn.v_proj.weight", 17, 3));
         const std::vector<float> want = {1, 1, 1, 1, 1, 1, 1, 1, 2.69453f, 8, 8, 8, 8, 8, 8, 8};
         auto rf = tensor_floats(*f, "rope_freqs.weight");
         REQUIRE(rf.size() == want.size());
@@ -357,7 +377,8 @@ TEST_CASE("convert: f32 tensors equal the source after the documented transform"
             }
         // Experts of 128 x 256 and the router bias (F32).
         auto up = tensor_floats(*f, "blk.2.ffn_up_exps.weight");  // ne {256, 128, 16}
-        CHECK(up[size_t((9 * 128 + 100) * 256 + 200)] == hf.at("model.layers.2.mlp.experts.9.up_proj.weight", 100, 200));
+        CHECK(up[size_t((9 * 128 + 100) * 256 + 200)] ==
+              hf.at("model.layers.2.mlp.experts.9.up_proj.weight", 100, 200));
         auto bias = tensor_floats(*f, "blk.1.exp_probs_b.bias");
         CHECK(bias[5] == hf.at("model.layers.1.mlp.gate.e_score_correction_bias", 0, 5));
         // kv_a [80, 256] (one partial row block), as-is.
@@ -385,16 +406,29 @@ TEST_CASE("convert: q8_0 and q4_k_m choose llama-quantize's types and stay close
                 const auto a = tensor_floats(*q, t.name), b = tensor_floats(*f32, t.name);
                 double bound = 0;
                 switch (t.type) {
-                    case DType::F32: bound = 0; break;
-                    case DType::Q8_0: bound = 0.01; break;
-                    case DType::Q6_K: bound = 0.03; break;
-                    case DType::Q5_0: bound = 0.06; break;
-                    case DType::Q4_K: bound = 0.12; break;
-                    default: FAIL("unexpected type " << dtype_name(t.type));
+                    case DType::F32:
+                        bound = 0;
+                        break;
+                    case DType::Q8_0:
+                        bound = 0.01;
+                        break;
+                    case DType::Q6_K:
+                        bound = 0.03;
+                        break;
+                    case DType::Q5_0:
+                        bound = 0.06;
+                        break;
+                    case DType::Q4_K:
+                        bound = 0.12;
+                        break;
+                    default:
+                        FAIL("unexpected type " << dtype_name(t.type));
                 }
                 CHECK(rel_rms(a, b) <= bound);
-                if (t.n_dims == 1 || t.name.find("ffn_gate_inp") != std::string::npos) CHECK(t.type == DType::F32);
-                else if (type == "q8_0") CHECK(t.type == DType::Q8_0);
+                if (t.n_dims == 1 || t.name.find("ffn_gate_inp") != std::string::npos)
+                    CHECK(t.type == DType::F32);
+                else if (type == "q8_0")
+                    CHECK(t.type == DType::Q8_0);
             }
         }
     }
@@ -411,7 +445,7 @@ TEST_CASE("convert: q8_0 and q4_k_m choose llama-quantize's types and stay close
     CHECK(ds->get_tensor("blk.1.ffn_down_exps.weight").type == DType::Q5_0);  // rows of 128: q4_k -> q5_0
     CHECK(ds->get_tensor("blk.2.ffn_down_exps.weight").type == DType::Q8_0);  // q6_k -> q8_0
     CHECK(ds->get_tensor("blk.0.attn_k_b.weight").type == DType::Q5_0);
-    CHECK(ds->get_tensor("blk.0.attn_v_b.weight").type == DType::Q5_0);       // rows of 64
+    CHECK(ds->get_tensor("blk.0.attn_v_b.weight").type == DType::Q5_0);  // rows of 64
     CHECK(ds->get_tensor("blk.1.ffn_gate_inp.weight").type == DType::F32);
 }
 
@@ -441,7 +475,8 @@ TEST_CASE("convert: chunk size and thread count do not change a byte; quantize o
     CHECK(rb.n_tensors == 52);
     CHECK(rb.bytes_read > 5'000'000);
     bool fallback_noted = false;
-    for (const auto& n : rb.notes) fallback_noted = fallback_noted || n.find("blk.0.attn_k_b.weight") != std::string::npos;
+    for (const auto& n : rb.notes)
+        fallback_noted = fallback_noted || n.find("blk.0.attn_k_b.weight") != std::string::npos;
     CHECK(fallback_noted);
 
     // moelite quantize: the f32 file re-quantized to q8_0 equals convert --type q8_0 tensor for tensor.

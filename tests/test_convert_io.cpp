@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "convert/converter.h"
@@ -81,7 +80,8 @@ TEST_CASE("convert: bad input fails with the file and tensor named, leaving noth
         offs = {offs[0].get<uint64_t>() + 4096, offs[1].get<uint64_t>() + 4096};
         std::string h = header.dump();
         const uint64_t n = h.size();
-        write_text(dir / "model.safetensors", std::string(reinterpret_cast<const char*>(&n), 8) + h + bytes.substr(8 + hlen));
+        write_text(dir / "model.safetensors",
+                   std::string(reinterpret_cast<const char*>(&n), 8) + h + bytes.substr(8 + hlen));
         expect_failure(dir, {"model.safetensors", "lm_head.weight"});
     }
     SUBCASE("unknown dtype") {
@@ -193,7 +193,9 @@ TEST_CASE("convert tokenizer: a real vocabulary padded to the model's vocab_size
     REQUIRE(types.size() == 151936);
     CHECK(tokens[0] == "!");
     CHECK(types[0] == 1);
-    CHECK(tokens[151643] == "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>");
+    CHECK(tokens[151643] ==
+          "<\xef\xbd\x9c"
+          "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>");
     CHECK(types[151643] == 3);  // special
     CHECK(types[151644] == 3);  // <｜User｜>: not flagged special, but looks special (as llama.cpp decides)
     CHECK(tokens[151648] == "<think>");
@@ -242,9 +244,11 @@ TEST_CASE("moelite convert / quantize: end to end through the binary") {
     CHECK(GgufFile::open((tmp / "l8.gguf").string())->get_tensor("blk.0.ffn_up.weight").type == DType::Q8_0);
 
     // Failures: non-zero exit, the file named, nothing written.
-    CHECK(run_command(bin + " convert " + (tmp / "missing").string() + " -o " + (tmp / "x.gguf").string(), &output) != 0);
+    CHECK(run_command(bin + " convert " + (tmp / "missing").string() + " -o " + (tmp / "x.gguf").string(), &output) !=
+          0);
     CHECK(output.find("missing") != std::string::npos);
-    CHECK(run_command(bin + " convert " + fixture.string() + " -o " + (tmp / "x.gguf").string() + " --type q9", &output) != 0);
+    CHECK(run_command(bin + " convert " + fixture.string() + " -o " + (tmp / "x.gguf").string() + " --type q9",
+                      &output) != 0);
     CHECK(output.find("unknown type 'q9'") != std::string::npos);
     CHECK_FALSE(fs::exists(tmp / "x.gguf"));
 
@@ -253,7 +257,8 @@ TEST_CASE("moelite convert / quantize: end to end through the binary") {
     for (const auto& e : fs::directory_iterator(fixture)) fs::copy_file(e.path(), tmp / "tok" / e.path().filename());
     for (const char* n : {"tokenizer.json", "tokenizer_config.json"})
         fs::copy_file(fixtures_dir() / "tokenizers" / "qwen2" / n, tmp / "tok" / n);
-    CHECK(run_command(bin + " convert " + (tmp / "tok").string() + " -o " + (tmp / "x.gguf").string() + " -q", &output) != 0);
+    CHECK(run_command(bin + " convert " + (tmp / "tok").string() + " -o " + (tmp / "x.gguf").string() + " -q",
+                      &output) != 0);
     CHECK(output.find("tokenizer.json") != std::string::npos);
     CHECK(output.find("past the model's vocab_size 1024") != std::string::npos);
     CHECK_FALSE(fs::exists(tmp / "x.gguf"));
@@ -269,9 +274,12 @@ TEST_CASE("convert + run: converted fixtures reproduce their expected logits in 
         double max_diff;  // the READMEs' tolerances: f32 ~1e-5; q8_0 0.06 in the reference, ~0.09 with llama.cpp
         int min_argmax;
     };
-    const Case cases[] = {{"qwen2-tiny", "f32", 1e-4, 24},        {"llama3-tiny", "f32", 1e-4, 24},
-                          {"deepseek-v2-lite-tiny", "f32", 1e-4, 24}, {"deepseek-v3-tiny", "f32", 1e-4, 24},
-                          {"qwen2-tiny", "q8_0", 0.15, 24},       {"llama3-tiny", "q8_0", 0.15, 23}};
+    const Case cases[] = {{"qwen2-tiny", "f32", 1e-4, 24},
+                          {"llama3-tiny", "f32", 1e-4, 24},
+                          {"deepseek-v2-lite-tiny", "f32", 1e-4, 24},
+                          {"deepseek-v3-tiny", "f32", 1e-4, 24},
+                          {"qwen2-tiny", "q8_0", 0.15, 24},
+                          {"llama3-tiny", "q8_0", 0.15, 23}};
     for (const Case& c : cases) {
         CAPTURE(c.fixture);
         CAPTURE(c.type);
@@ -304,8 +312,8 @@ TEST_CASE("convert + run: converted fixtures reproduce their expected logits in 
             }
             argmax_agree += a == b;
         }
-        MESSAGE(std::string(c.fixture) << " " << std::string(c.type) << ": max abs diff " << max_diff << ", argmax " << argmax_agree << "/"
-                          << rows.size());
+        MESSAGE(std::string(c.fixture) << " " << std::string(c.type) << ": max abs diff " << max_diff << ", argmax "
+                                       << argmax_agree << "/" << rows.size());
         CHECK(max_diff <= c.max_diff);
         CHECK(argmax_agree >= c.min_argmax);
     }
