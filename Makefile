@@ -1,11 +1,12 @@
 # Thin wrapper over CMake. `make` builds, `make test` builds and runs the suite,
-# `make chat` starts the chat on the bundled demo model.
+# `make chat` starts the chat on the bundled demo model, `make bench` benches
+# synthetic models of real shapes (bench/run.sh; bench/compare-llama.sh adds llama.cpp).
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 600
 
-.PHONY: all deps configure test chat sanitize test-sanitize fuzz bench-convert clean
+.PHONY: all deps configure test chat bench sanitize test-sanitize fuzz bench-convert clean
 
 all: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -25,6 +26,9 @@ MODEL ?= $(BUILD)/demo.gguf
 chat: all
 	@test -f $(MODEL) || $(BUILD)/moelite synth --preset demo --type q8_0 -o $(MODEL)
 	$(BUILD)/moelite chat -m $(MODEL)
+
+bench: all
+	bench/run.sh $(BUILD)
 
 # ASan + UBSan build of everything, and the whole suite under it.
 sanitize:
