@@ -3,7 +3,9 @@
 // Markdown table, or with --json an array of one object per test with
 // llama-bench's field names), plus the kernel path used and decode as a
 // fraction of the memory-bandwidth roofline (models/bench.h).
-// `moelite bench --bandwidth [-t N]`: the bandwidth probe alone.
+// `moelite bench --bandwidth [-t N]`: the bandwidth probe alone; its result
+// can be handed to later runs with --bandwidth-gbs (bench/compare-llama.sh
+// does, so the probe's 1 GiB buffer does not count in the peak RSS it reports).
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -58,8 +60,11 @@ int run_bench(int argc, char** argv) {
         "n,n-gen", "generated tokens of the tg test (0: skip it)", cxxopts::value<int64_t>()->default_value("128"))(
         "r,repetitions", "measured runs of each test (after one warm-up)", cxxopts::value<int>()->default_value("3"))(
         "json", "print a JSON array of one object per test")(
-        "bandwidth", "only measure the memory read bandwidth (no model needed)")(
+        "bandwidth", "only measure the memory read bandwidth (-m is not needed, and ignored)")(
         "bandwidth-mib", "buffer of the bandwidth probe, MiB", cxxopts::value<int64_t>()->default_value("1024"))(
+        "bandwidth-gbs", "use this read bandwidth (GB/s, measured earlier with --bandwidth and the same -t) "
+        "instead of probing: keeps the probe's buffer out of this run's peak RSS",
+        cxxopts::value<double>())(
         "seed", "seed of the random tokens", cxxopts::value<uint64_t>()->default_value("1234"))(
         "h,help", "show this help");
     auto args = opts.parse(argc, argv);
@@ -77,7 +82,7 @@ int run_bench(int argc, char** argv) {
     if (bw_mib < 1 || bw_mib > (int64_t(1) << 20)) fail("--bandwidth-mib must be between 1 and 1048576");
     const size_t bw_bytes = size_t(bw_mib) << 20;
 
-    if (args.count("bandwidth") && !args.count("model")) {
+    if (args.count("bandwidth")) {
         int threads = args["threads"].as<int>();
         if (threads < 0 || threads > 1024) fail("--threads must be between 0 and 1024");
         if (threads == 0) threads = ThreadPool::default_threads();
@@ -112,7 +117,13 @@ int run_bench(int argc, char** argv) {
     BandwidthResult bw;
     size_t bytes_per_token = 0;
     if (n_gen > 0) {
-        bw = measure_read_bandwidth(threads, bw_bytes);
+        if (args.count("bandwidth-gbs")) {
+            bw.gb_per_s = args["bandwidth-gbs"].as<double>();
+            if (!(bw.gb_per_s > 0 && bw.gb_per_s < 1e5)) fail("--bandwidth-gbs must be a positive rate in GB/s");
+            bw.n_threads = threads;
+        } else {
+            bw = measure_read_bandwidth(threads, bw_bytes);
+        }
         bytes_per_token = decode_bytes_per_token(model);
     }
 
@@ -173,8 +184,11 @@ int run_bench(int argc, char** argv) {
     std::printf("\nkernels: %s", isa);
     if (n_gen > 0) {
         const BenchResult& tg = results.back();
-        std::printf("; read bandwidth %.2f GB/s (%d threads, best of %d reads of %s)\n", bw.gb_per_s, bw.n_threads,
-                    bw.runs, format_size(double(bw.bytes)).c_str());
+        if (bw.runs > 0)
+            std::printf("; read bandwidth %.2f GB/s (%d threads, best of %d reads of %s)\n", bw.gb_per_s, bw.n_threads,
+                        bw.runs, format_size(double(bw.bytes)).c_str());
+        else
+            std::printf("; read bandwidth %.2f GB/s (given with --bandwidth-gbs)\n", bw.gb_per_s);
         std::printf("bytes read per generated token: %s -> roofline %.2f t/s; %s at %.1f %% of it\n",
                     format_size(double(bytes_per_token)).c_str(), roofline_ts, tg.test.c_str(),
                     roofline_ts > 0 ? 100.0 * tg.avg_ts() / roofline_ts : 0.0);

@@ -42,7 +42,9 @@ void write_model_metadata(GgufWriter& w, const HParams& hp, const std::string& n
     }
     if (hp.arch == Arch::Deepseek2) {
         w.add(key("leading_dense_block_count"), u32(hp.n_layer_dense_lead));
-        // Always written, 0 included: llama.cpp otherwise guesses "lite" from the depth.
+        // Written even when 0 (V2-Lite: a plain q projection): llama.cpp reads the
+        // key unless the layer count is one of the known "lite" models', so a
+        // V2-Lite cut to fewer layers would not load there without it.
         w.add(key("attention.q_lora_rank"), u32(hp.q_lora_rank));
         w.add(key("attention.kv_lora_rank"), u32(hp.kv_lora_rank));
         if (hp.is_mla()) {
