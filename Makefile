@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 600
 
-.PHONY: all deps configure test chat bench sanitize test-sanitize fuzz clean
+.PHONY: all deps configure test chat bench sanitize test-sanitize fuzz bench-convert clean
 
 all: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -45,6 +45,11 @@ fuzz:
 	@test -f build-fuzz/CMakeCache.txt || CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOELITE_FUZZ=ON
 	cmake --build build-fuzz -j $(JOBS)
 	tools/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+# Converts a generated checkpoint of several GB (PRESET=qwen2-1.5b|deepseek-fp8, TYPE=q4_k_m):
+# throughput and peak RSS. The generated files are deleted afterwards.
+bench-convert: all
+	bench/bench-convert.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

@@ -50,6 +50,14 @@ void MappedFile::advise_willneed(size_t offset, size_t bytes) const {
     ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_WILLNEED);
 }
 
+void MappedFile::advise_dontneed(size_t offset, size_t bytes) const {
+    if (!data_ || offset >= size_ || bytes == 0) return;
+    const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+    const size_t start = offset / page * page;
+    const size_t end = std::min(size_, offset + bytes);
+    ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_DONTNEED);
+}
+
 void MappedFile::advise_sequential() const {
     if (data_) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_SEQUENTIAL);
 }

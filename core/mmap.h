@@ -24,6 +24,10 @@ public:
     // Hints that [offset, offset + bytes) will be read soon / sequentially.
     void advise_willneed(size_t offset, size_t bytes) const;
     void advise_sequential() const;
+    // Says [offset, offset + bytes) is no longer needed: its pages leave this
+    // process's resident set (they stay in the page cache and are read again
+    // if touched). Streaming readers call it to keep memory bounded.
+    void advise_dontneed(size_t offset, size_t bytes) const;
 
 private:
     std::string path_;

@@ -23,6 +23,13 @@ struct SynthOptions {
     std::optional<TokenizerMetadata> tokenizer;  // embedded when set (n_vocab must cover it)
 };
 
+// Options with only the weight type set.
+inline SynthOptions synth_type(DType type) {
+    SynthOptions o;
+    o.type = type;
+    return o;
+}
+
 // Writes a random-weight model of shape `hp` to `path` (temp file + rename).
 // Weights ~ N(0, 1/fan_in), embeddings ~ N(0, 1), norms ~ 1 + N(0, 0.01).
 void synth_write_model(const std::string& path, const HParams& hp, const SynthOptions& options);

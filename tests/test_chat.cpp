@@ -62,7 +62,8 @@ TEST_CASE("chat: the history keeps the answer only") {
 TEST_CASE("chat: turns reuse the tokens the session holds") {
     test::TempDir dir;
     const std::string path = (dir / "demo.gguf").string();
-    SynthOptions so{DType::Q8_0};
+    SynthOptions so;
+    so.type = DType::Q8_0;
     so.tokenizer = synth_demo_tokenizer();
     synth_write_model(path, *synth_preset("demo"), so);
     CpuBackend cpu(CpuBackendOptions{2, std::nullopt});
@@ -111,7 +112,8 @@ bool read_until(int fd, std::string* seen, const std::string& needle, double sec
 TEST_CASE("chat: a real terminal session — typing, streaming, Ctrl-C, commands") {
     test::TempDir dir;
     const std::string path = (dir / "demo.gguf").string();
-    SynthOptions so{DType::Q8_0};
+    SynthOptions so;
+    so.type = DType::Q8_0;
     so.tokenizer = synth_demo_tokenizer();
     synth_write_model(path, *synth_preset("demo"), so);
     const std::string binary = test::moelite_binary().string();

@@ -122,7 +122,7 @@ TEST_CASE("deepseek2: batch and one-by-one agree (V3-style: q LoRA, sigmoid, gro
         test::TempDir dir;
         const std::string path = (dir / "ds.gguf").string();
         HParams hp = tiny_deepseek(v3);
-        synth_write_model(path, hp, SynthOptions{DType::F32});
+        synth_write_model(path, hp, synth_type(DType::F32));
         const std::vector<int32_t> toks = {1, 5, 9, 2, 33, 63, 0, 7, 7, 12, 40, 41};
         int64_t bpt = 0;
         auto batch = run(path, toks, false, DType::F32, &bpt);
@@ -163,7 +163,8 @@ TEST_CASE("deepseek2: batch and one-by-one agree (V3-style: q LoRA, sigmoid, gro
 TEST_CASE("deepseek2: absorbed (attn_k_b/attn_v_b) and expanded (attn_kv_b) attention agree") {
     test::TempDir dir;
     HParams hp = tiny_deepseek(true);
-    SynthOptions so{DType::F32};
+    SynthOptions so;
+    so.type = DType::F32;
     so.mla_unsplit_kv_b = true;
     const std::string unsplit = (dir / "unsplit.gguf").string(), split = (dir / "split.gguf").string();
     synth_write_model(unsplit, hp, so);

@@ -208,7 +208,7 @@ TEST_CASE("dense forward: quantized weights stay close to the naive forward of t
 TEST_CASE("session: context full is an error, not a crash") {
     test::TempDir dir;
     const std::string path = (dir / "m.gguf").string();
-    synth_write_model(path, tiny(Arch::Llama), SynthOptions{DType::F32});
+    synth_write_model(path, tiny(Arch::Llama), synth_type(DType::F32));
     CpuBackend cpu(CpuBackendOptions{1, std::nullopt});
     auto model = Model::load(path, cpu);
     Session s(model, cpu, SessionOptions{8, 512, DType::F16});

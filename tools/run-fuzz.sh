@@ -2,7 +2,7 @@
 # Runs every libFuzzer target in BUILD_DIR (fuzz_*) for SECONDS each, one at a
 # time, in-process (no -jobs: one process), niced. Target fuzz_NAME reads its
 # seeds from fuzz/corpus/NAME (never written to); new inputs go to
-# fuzz/work/NAME (git-ignored) and crashes to fuzz/crashes/NAME/.
+# fuzz/scratch/NAME (git-ignored) and crashes to fuzz/crashes/NAME/.
 # Usage: tools/run-fuzz.sh BUILD_DIR SECONDS [EXTRA LIBFUZZER FLAGS...]
 set -euo pipefail
 
@@ -28,7 +28,7 @@ for target in "${targets[@]}"; do
   name=$(basename "$target")
   name=${name#fuzz_}
   corpus=$root/fuzz/corpus/$name
-  work=$root/fuzz/work/$name
+  work=$root/fuzz/scratch/$name
   crashes=$root/fuzz/crashes/$name
   mkdir -p "$work" "$crashes"
   dicts=()

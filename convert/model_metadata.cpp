@@ -1,0 +1,138 @@
+#include "convert/model_metadata.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace moelite {
+namespace {
+
+class KvList {
+  public:
+    explicit KvList(const char* arch) : arch_(arch) {}
+    template <class T>
+    void general(const char* key, T v) {
+        kv_.push_back({std::string("general.") + key, GgufValue(std::move(v))});
+    }
+    template <class T>
+    void arch(const char* key, T v) {
+        kv_.push_back({arch_ + "." + key, GgufValue(std::move(v))});
+    }
+    void u32(const char* key, int64_t v) {
+        MOELITE_ASSERT(v >= 0 && v <= int64_t(UINT32_MAX));  // hf_config validated the ranges
+        arch(key, uint32_t(v));
+    }
+    std::vector<GgufKV> take() { return std::move(kv_); }
+
+  private:
+    std::string arch_;
+    std::vector<GgufKV> kv_;
+};
+
+}  // namespace
+
+std::vector<GgufKV> model_metadata(const HfConfig& c, const std::string& model_name, FileType file_type,
+                                   bool vocab_less) {
+    const HParams& hp = c.hp;
+    KvList kv(arch_name(hp.arch));
+    kv.general("architecture", std::string(arch_name(hp.arch)));
+    kv.general("type", std::string("model"));
+    if (!model_name.empty()) kv.general("name", model_name);
+
+    // TextModel.set_gguf_parameters
+    kv.u32("block_count", hp.n_layer);
+    kv.u32("context_length", hp.n_ctx_train);
+    kv.u32("embedding_length", hp.n_embd);
+    kv.u32("feed_forward_length", hp.n_ff);
+    kv.u32("attention.head_count", hp.n_head);
+    kv.u32("attention.head_count_kv", hp.n_head_kv);
+    if (hp.rope_scaling == RopeScaling::Linear) {
+        kv.arch("rope.scaling.type", std::string("linear"));
+        kv.arch("rope.scaling.factor", hp.rope_scaling_factor);
+    } else if (hp.rope_scaling == RopeScaling::Yarn) {
+        kv.arch("rope.scaling.type", std::string("yarn"));
+        kv.arch("rope.scaling.factor", hp.rope_scaling_factor);
+        kv.u32("rope.scaling.original_context_length", hp.rope_orig_ctx);
+        kv.arch("rope.scaling.yarn_beta_fast", c.yarn_beta_fast);
+        kv.arch("rope.scaling.yarn_beta_slow", c.yarn_beta_slow);
+    }
+    kv.arch("rope.freq_base", hp.rope_freq_base);
+    kv.arch("attention.layer_norm_rms_epsilon", hp.rms_eps);
+    if (hp.arch == Arch::Deepseek2) {
+        kv.u32("expert_count", hp.n_expert);
+        kv.u32("expert_used_count", hp.n_expert_used);
+        kv.u32("expert_group_count", hp.n_expert_groups);
+        kv.u32("expert_group_used_count", hp.n_expert_groups_used);
+        kv.arch("expert_gating_func", uint32_t(hp.expert_gating));
+    }
+    // An explicit head_dim (one that is not n_embd / n_head) is written as key/value length.
+    if (hp.arch != Arch::Deepseek2 && hp.head_dim_k * hp.n_head != hp.n_embd) {
+        kv.u32("attention.key_length", hp.head_dim_k);
+        kv.u32("attention.value_length", hp.head_dim_v);
+    }
+    kv.general("file_type", uint32_t(file_type));
+
+    // Each family's additions.
+    switch (hp.arch) {
+        case Arch::Llama:
+            kv.u32("vocab_size", hp.n_vocab);
+            kv.u32("rope.dimension_count", hp.n_rot);
+            break;
+        case Arch::Qwen2:
+            // llama.cpp writes no vocab_size for qwen2; a vocab-less file needs it.
+            if (vocab_less) kv.u32("vocab_size", hp.n_vocab);
+            break;
+        case Arch::Deepseek2:
+            kv.u32("leading_dense_block_count", hp.n_layer_dense_lead);
+            kv.u32("vocab_size", hp.n_vocab);
+            // llama.cpp's converter leaves the key out for a plain q projection
+            // (V2-Lite), and its loader then guesses "lite" from the layer count
+            // (26 / 27 / 48): a V2-Lite-shaped model of any other depth would not
+            // load. 0 says "no q LoRA" to both loaders whatever the depth.
+            kv.u32("attention.q_lora_rank", hp.q_lora_rank);
+            kv.u32("attention.kv_lora_rank", hp.kv_lora_rank);
+            kv.u32("attention.key_length", hp.head_dim_k);
+            kv.u32("attention.value_length", hp.head_dim_v);
+            kv.u32("attention.key_length_mla", hp.head_dim_k_mla);
+            kv.u32("attention.value_length_mla", hp.head_dim_v_mla);
+            kv.u32("expert_feed_forward_length", hp.n_ff_exp);
+            kv.u32("expert_shared_count", hp.n_expert_shared);
+            kv.arch("expert_weights_scale", hp.expert_weights_scale);
+            if (hp.expert_weights_norm) kv.arch("expert_weights_norm", true);
+            kv.u32("rope.dimension_count", hp.n_rot);
+            // llama.cpp stores 0.1 * mscale_all_dim here for deepseek2 (a legacy of
+            // its YaRN code; the runtime turns it back into the attention factor).
+            if (hp.rope_scaling == RopeScaling::Yarn && c.yarn_mscale_all_dim != 0.0f)
+                kv.arch("rope.scaling.yarn_log_multiplier", hp.rope_yarn_log_mul);
+            break;
+    }
+    kv.general("quantization_version", uint32_t(2));
+    return kv.take();
+}
+
+std::vector<float> llama3_rope_factors(const HfConfig& c) {
+    MOELITE_ASSERT(c.llama3_rope.has_value());
+    const Llama3RopeFactors& f = *c.llama3_rope;
+    const int64_t dim = c.hp.n_rot;
+    // Computed in f32 like llama.cpp's converter (torch float32 tensors).
+    const float base = c.hp.rope_freq_base;
+    const float low_wavelen = float(f.original_context) / f.low_freq_factor;
+    const float high_wavelen = float(f.original_context) / f.high_freq_factor;
+    std::vector<float> out;
+    for (int64_t i = 0; i < dim; i += 2) {
+        const float freq = 1.0f / std::pow(base, float(i) / float(dim));
+        const float wavelen = float(2.0 * M_PI) / freq;
+        if (wavelen < high_wavelen) {
+            out.push_back(1.0f);
+        } else if (wavelen > low_wavelen) {
+            out.push_back(f.factor);
+        } else {
+            const float smooth =
+                (float(f.original_context) / wavelen - f.low_freq_factor) / (f.high_freq_factor - f.low_freq_factor);
+            out.push_back(1.0f / ((1.0f - smooth) / f.factor + smooth));
+        }
+    }
+    return out;
+}
+
+}  // namespace moelite
