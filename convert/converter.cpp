@@ -12,7 +12,6 @@
 #include <thread>
 
 #include "convert/hf_config.h"
-#include "convert/model_metadata.h"
 #include "convert/tensor_map.h"
 #include "convert/tensor_source.h"
 #include "core/error.h"
@@ -296,7 +295,13 @@ ConvertReport convert_checkpoint(const std::string& hf_dir, const std::string& o
     note_unmatched_overrides(recipe, tensors, report);
 
     GgufWriter writer(out_path);
-    for (GgufKV& kv : model_metadata(config, model_name_of(hf_dir), recipe.file_type, !has_tokenizer))
+    ModelMetadataExtras extras;
+    extras.name = model_name_of(hf_dir);
+    extras.file_type = uint32_t(recipe.file_type);
+    extras.vocab_less = !has_tokenizer;
+    extras.yarn_beta_fast = config.yarn_beta_fast;
+    extras.yarn_beta_slow = config.yarn_beta_slow;
+    for (GgufKV& kv : model_metadata(config.hp, extras))
         writer.add(std::move(kv.key), std::move(kv.value));
     if (has_tokenizer) {
         write_tokenizer_metadata(writer, tokenizer);

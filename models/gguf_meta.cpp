@@ -1,68 +1,114 @@
 #include "models/gguf_meta.h"
 
+#include <cstdint>
+
+#include "core/error.h"
+
 namespace moelite {
 
-void write_model_metadata(GgufWriter& w, const HParams& hp, const std::string& name) {
-    const std::string a = arch_name(hp.arch);
-    auto key = [&](const char* k) { return a + "." + k; };
-    auto u32 = [](int64_t v) { return uint32_t(v); };
+namespace {
 
-    w.add("general.architecture", a);
-    w.add("general.type", std::string("model"));
-    w.add("general.name", name);
-    w.add("general.quantization_version", uint32_t(2));
-    w.add(key("vocab_size"), u32(hp.n_vocab));
-    w.add(key("context_length"), u32(hp.n_ctx_train));
-    w.add(key("embedding_length"), u32(hp.n_embd));
-    w.add(key("feed_forward_length"), u32(hp.n_ff));
-    // block_count includes multi-token-prediction layers when a file carries them.
-    w.add(key("block_count"), u32(hp.n_layer + hp.n_layer_nextn));
-    w.add(key("attention.head_count"), u32(hp.n_head));
-    w.add(key("attention.head_count_kv"), u32(hp.n_head_kv));
-    w.add(key("attention.layer_norm_rms_epsilon"), hp.rms_eps);
-    w.add(key("rope.freq_base"), hp.rope_freq_base);
-    w.add(key("rope.dimension_count"), u32(hp.n_rot));
-    if (hp.head_dim_k != hp.n_embd / hp.n_head || hp.arch == Arch::Deepseek2) {
-        w.add(key("attention.key_length"), u32(hp.head_dim_k));
-        w.add(key("attention.value_length"), u32(hp.head_dim_v));
+class KvList {
+  public:
+    explicit KvList(const char* arch) : arch_(arch) {}
+    template <class T>
+    void general(const char* key, T v) {
+        kv_.push_back({std::string("general.") + key, GgufValue(std::move(v))});
     }
-    switch (hp.rope_scaling) {
-        case RopeScaling::None:
-        case RopeScaling::Llama3: break;  // llama3 scaling travels as the rope_freqs tensor
-        case RopeScaling::Linear:
-            w.add(key("rope.scaling.type"), std::string("linear"));
-            w.add(key("rope.scaling.factor"), hp.rope_scaling_factor);
-            break;
-        case RopeScaling::Yarn:
-            w.add(key("rope.scaling.type"), std::string("yarn"));
-            w.add(key("rope.scaling.factor"), hp.rope_scaling_factor);
-            w.add(key("rope.scaling.original_context_length"), u32(hp.rope_orig_ctx));
-            if (hp.rope_yarn_log_mul != 0.0f) w.add(key("rope.scaling.yarn_log_multiplier"), hp.rope_yarn_log_mul);
-            break;
+    template <class T>
+    void arch(const char* key, T v) {
+        kv_.push_back({arch_ + "." + key, GgufValue(std::move(v))});
     }
+    void u32(const char* key, int64_t v) {
+        MOELITE_ASSERT(v >= 0 && v <= int64_t(UINT32_MAX));  // callers hold validated hyper-parameters
+        arch(key, uint32_t(v));
+    }
+    std::vector<GgufKV> take() { return std::move(kv_); }
+
+  private:
+    std::string arch_;
+    std::vector<GgufKV> kv_;
+};
+
+}  // namespace
+
+std::vector<GgufKV> model_metadata(const HParams& hp, const ModelMetadataExtras& extras) {
+    KvList kv(arch_name(hp.arch));
+    kv.general("architecture", std::string(arch_name(hp.arch)));
+    kv.general("type", std::string("model"));
+    if (!extras.name.empty()) kv.general("name", extras.name);
+
+    // TextModel.set_gguf_parameters
+    kv.u32("block_count", hp.n_layer);
+    kv.u32("context_length", hp.n_ctx_train);
+    kv.u32("embedding_length", hp.n_embd);
+    kv.u32("feed_forward_length", hp.n_ff);
+    kv.u32("attention.head_count", hp.n_head);
+    kv.u32("attention.head_count_kv", hp.n_head_kv);
+    if (hp.rope_scaling == RopeScaling::Linear) {
+        kv.arch("rope.scaling.type", std::string("linear"));
+        kv.arch("rope.scaling.factor", hp.rope_scaling_factor);
+    } else if (hp.rope_scaling == RopeScaling::Yarn) {
+        kv.arch("rope.scaling.type", std::string("yarn"));
+        kv.arch("rope.scaling.factor", hp.rope_scaling_factor);
+        kv.u32("rope.scaling.original_context_length", hp.rope_orig_ctx);
+        kv.arch("rope.scaling.yarn_beta_fast", extras.yarn_beta_fast);
+        kv.arch("rope.scaling.yarn_beta_slow", extras.yarn_beta_slow);
+    }
+    kv.arch("rope.freq_base", hp.rope_freq_base);
+    kv.arch("attention.layer_norm_rms_epsilon", hp.rms_eps);
     if (hp.arch == Arch::Deepseek2) {
-        w.add(key("leading_dense_block_count"), u32(hp.n_layer_dense_lead));
-        // Written even when 0 (V2-Lite: a plain q projection): llama.cpp reads the
-        // key unless the layer count is one of the known "lite" models', so a
-        // V2-Lite cut to fewer layers would not load there without it.
-        w.add(key("attention.q_lora_rank"), u32(hp.q_lora_rank));
-        w.add(key("attention.kv_lora_rank"), u32(hp.kv_lora_rank));
-        if (hp.is_mla()) {
-            w.add(key("attention.key_length_mla"), u32(hp.head_dim_k_mla));
-            w.add(key("attention.value_length_mla"), u32(hp.head_dim_v_mla));
-        }
-        w.add(key("expert_feed_forward_length"), u32(hp.n_ff_exp));
-        w.add(key("expert_count"), u32(hp.n_expert));
-        w.add(key("expert_used_count"), u32(hp.n_expert_used));
-        w.add(key("expert_shared_count"), u32(hp.n_expert_shared));
-        w.add(key("expert_weights_scale"), hp.expert_weights_scale);
-        if (hp.expert_weights_norm) w.add(key("expert_weights_norm"), true);
-        w.add(key("expert_gating_func"), uint32_t(hp.expert_gating));
-        w.add(key("expert_group_count"), u32(hp.n_expert_groups));
-        w.add(key("expert_group_used_count"), u32(hp.n_expert_groups_used));
-        if (hp.n_layer_nextn) w.add(key("nextn_predict_layers"), u32(hp.n_layer_nextn));
+        kv.u32("expert_count", hp.n_expert);
+        kv.u32("expert_used_count", hp.n_expert_used);
+        kv.u32("expert_group_count", hp.n_expert_groups);
+        kv.u32("expert_group_used_count", hp.n_expert_groups_used);
+        kv.arch("expert_gating_func", uint32_t(hp.expert_gating));
     }
+    // An explicit head_dim (one that is not n_embd / n_head) is written as key/value length.
+    if (hp.arch != Arch::Deepseek2 && hp.head_dim_k * hp.n_head != hp.n_embd) {
+        kv.u32("attention.key_length", hp.head_dim_k);
+        kv.u32("attention.value_length", hp.head_dim_v);
+    }
+    kv.general("file_type", extras.file_type);
+
+    // Each family's additions.
+    switch (hp.arch) {
+        case Arch::Llama:
+            kv.u32("vocab_size", hp.n_vocab);
+            kv.u32("rope.dimension_count", hp.n_rot);
+            break;
+        case Arch::Qwen2:
+            // llama.cpp writes no vocab_size for qwen2; a vocab-less file needs it.
+            if (extras.vocab_less) kv.u32("vocab_size", hp.n_vocab);
+            break;
+        case Arch::Deepseek2:
+            kv.u32("leading_dense_block_count", hp.n_layer_dense_lead);
+            kv.u32("vocab_size", hp.n_vocab);
+            // llama.cpp's converter leaves the key out for a plain q projection
+            // (V2-Lite), and its loader then guesses "lite" from the layer count
+            // (26 / 27 / 48): a V2-Lite-shaped model of any other depth would not
+            // load. 0 says "no q LoRA" to both loaders whatever the depth.
+            kv.u32("attention.q_lora_rank", hp.q_lora_rank);
+            kv.u32("attention.kv_lora_rank", hp.kv_lora_rank);
+            kv.u32("attention.key_length", hp.head_dim_k);
+            kv.u32("attention.value_length", hp.head_dim_v);
+            kv.u32("attention.key_length_mla", hp.head_dim_k_mla);
+            kv.u32("attention.value_length_mla", hp.head_dim_v_mla);
+            kv.u32("expert_feed_forward_length", hp.n_ff_exp);
+            kv.u32("expert_shared_count", hp.n_expert_shared);
+            kv.arch("expert_weights_scale", hp.expert_weights_scale);
+            if (hp.expert_weights_norm) kv.arch("expert_weights_norm", true);
+            kv.u32("rope.dimension_count", hp.n_rot);
+            // llama.cpp stores 0.1 * mscale_all_dim here for deepseek2 (a legacy of
+            // its YaRN code; the runtime turns it back into the attention factor).
+            if (hp.rope_scaling == RopeScaling::Yarn && hp.rope_yarn_log_mul != 0.0f)
+                kv.arch("rope.scaling.yarn_log_multiplier", hp.rope_yarn_log_mul);
+            break;
+    }
+    kv.general("quantization_version", uint32_t(2));
+    return kv.take();
 }
+
 
 void write_tokenizer_metadata(GgufWriter& w, const TokenizerMetadata& t) {
     w.add("tokenizer.ggml.model", t.model);

@@ -71,12 +71,16 @@ void synth_write_model(const std::string& path, const HParams& hp, const SynthOp
     if (!quant_traits(o.type)) fail("synth: type %s cannot be written", dtype_name(o.type));
     std::vector<TensorSpec> specs = arch_tensor_specs(hp);
     GgufWriter w(path);
-    write_model_metadata(w, hp, o.name);
+    ModelMetadataExtras extras;
+    extras.name = o.name;
+    extras.file_type = llama_file_type(o.type);
+    extras.vocab_less = !o.tokenizer;
+    for (GgufKV& kv : model_metadata(hp, extras)) w.add(std::move(kv.key), std::move(kv.value));
     w.add("moelite.synthetic", true);  // random weights: front ends say so
-    w.add("general.file_type", llama_file_type(o.type));
     if (o.tokenizer) {
         if (int64_t(o.tokenizer->tokens.size()) > hp.n_vocab) fail("synth: the tokenizer is larger than the vocabulary");
-        write_tokenizer_metadata(w, *o.tokenizer);
+        // The token list covers every logit ([PADn] fillers), as llama.cpp expects.
+        write_tokenizer_metadata(w, Tokenizer::from_metadata(*o.tokenizer, path).to_metadata(size_t(hp.n_vocab)));
     } else {
         w.add("tokenizer.ggml.model", std::string("none"));
     }
