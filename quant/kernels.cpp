@@ -9,7 +9,9 @@
 //
 // A fast kernel is kept only where quant_traits() has the reference it must be
 // tested against, and pairs the weight type with the activation type the
-// reference declares; anything else is an inconsistency of our own code.
+// reference declares; anything else is an inconsistency of our own code. Tile
+// kernels (gemm) follow the same rules; the scalar table has none, and
+// gemm_tiles() loops over vec_dot where a table has none.
 #include <array>
 
 #include "core/error.h"
@@ -46,6 +48,7 @@ KernelTable scalar_table() {
         const QuantTraits* traits = type ? quant_traits(*type) : nullptr;
         t.vec_dot[id] = traits ? traits->vec_dot : nullptr;
         t.quantize_row[id] = nullptr;
+        t.gemm[id] = nullptr;
     }
     for (DType type : kActivationTypes) {
         const QuantTraits* traits = quant_traits(type);
@@ -56,14 +59,23 @@ KernelTable scalar_table() {
 
 // Runs `fill` over a copy of `below` and keeps only the entries that are safe
 // to use (see the header comment).
-KernelTable overlay(const KernelTable& below, Isa isa, void (*fill)(VecDotFn*, FromFloatFn*)) {
+KernelTable overlay(const KernelTable& below, Isa isa, void (*fill)(VecDotFn*, FromFloatFn*),
+                    void (*fill_gemm)(GemmFn*) = nullptr) {
     KernelTable t = below;
     t.isa = isa;
-    if (fill == nullptr) return t;
-    fill(t.vec_dot, t.quantize_row);
+    if (fill != nullptr) fill(t.vec_dot, t.quantize_row);
+    if (fill_gemm != nullptr) fill_gemm(t.gemm);
     for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
         const auto type = dtype_from_id(id);
         const QuantTraits* traits = type ? quant_traits(*type) : nullptr;
+        if (t.gemm[id] != below.gemm[id]) {
+            if (traits == nullptr || traits->vec_dot == nullptr) {
+                t.gemm[id] = below.gemm[id];
+            } else {
+                MOELITE_ASSERT_MSG(traits->vec_dot_type == simd_vec_dot_type(*type),
+                                   "tile kernel written for another activation type than the reference's");
+            }
+        }
         if (t.vec_dot[id] != below.vec_dot[id]) {
             if (traits == nullptr || traits->vec_dot == nullptr) {
                 t.vec_dot[id] = below.vec_dot[id];  // no reference yet: not tested, not used
@@ -90,7 +102,7 @@ const Tables& tables() {
         t.best = isa_machine_best();
         const int best = int(t.best);
         t.table[0] = scalar_table();
-        if (best >= int(Isa::Avx2)) t.table[1] = overlay(t.table[0], Isa::Avx2, fill_kernels_avx2);
+        if (best >= int(Isa::Avx2)) t.table[1] = overlay(t.table[0], Isa::Avx2, fill_kernels_avx2, fill_gemm_avx2);
         if (best >= int(Isa::Avx512)) t.table[2] = overlay(t.table[1], Isa::Avx512, fill_kernels_avx512);
         if (best >= int(Isa::Avx512Vnni)) {
             t.table[3] = overlay(t.table[2], Isa::Avx512Vnni, fill_kernels_avx512vnni);
@@ -111,5 +123,23 @@ const KernelTable& kernel_table(Isa isa) {
 }
 
 const KernelTable& kernels() { return kernel_table(isa_active()); }
+
+void gemm_tiles(const KernelTable& kt, DType type, int64_t k, int64_t m, int64_t n, const void* w, size_t w_stride,
+                const void* const* x_rows, float* const* out_rows) {
+    if (const GemmFn gemm = kt.gemm[uint32_t(type)]) {
+        gemm(k, m, n, w, w_stride, x_rows, out_rows);
+        return;
+    }
+    VecDotFn dot = kt.vec_dot[uint32_t(type)];
+    if (dot == nullptr) {
+        const QuantTraits* traits = quant_traits(type);
+        MOELITE_ASSERT_MSG(traits != nullptr && traits->vec_dot != nullptr, "gemm_tiles: no dot product for the type");
+        dot = traits->vec_dot;
+    }
+    const char* rows = static_cast<const char*>(w);
+    for (int64_t j = 0; j < n; ++j) {
+        for (int64_t i = 0; i < m; ++i) dot(k, &out_rows[j][i], rows + size_t(i) * w_stride, x_rows[j]);
+    }
+}
 
 }  // namespace moelite

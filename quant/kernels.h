@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "quant/gemm.h"
 #include "quant/quant.h"
 
 namespace moelite {
@@ -55,11 +56,20 @@ struct KernelTable {
     VecDotFn vec_dot[kDTypeIdLimit];
     // Per activation type (F32, F16, BF16, Q8_0, Q8_1, Q8_K): quantize one row.
     FromFloatFn quantize_row[kDTypeIdLimit];
+    // Per weight type: tile kernel (quant/gemm.h), null where the ISA has none;
+    // gemm_tiles() then falls back to vec_dot.
+    GemmFn gemm[kDTypeIdLimit];
 };
 
 // The table of `isa`, which must be in isa_supported().
 const KernelTable& kernel_table(Isa isa);
 // The table of isa_active().
 const KernelTable& kernels();
+
+// out_rows[j][i] = dot(weight row i, x_rows[j]) for i < m, j < n, as in
+// quant/gemm.h, with the table's tile kernel of `type` where it has one and a
+// loop of its vec_dot (or the reference's) otherwise.
+void gemm_tiles(const KernelTable& kt, DType type, int64_t k, int64_t m, int64_t n, const void* w, size_t w_stride,
+                const void* const* x_rows, float* const* out_rows);
 
 }  // namespace moelite

@@ -14,6 +14,7 @@
 // store pointers), so it is called only once the CPU is known to support it.
 #pragma once
 
+#include "quant/gemm.h"
 #include "quant/quant.h"
 
 namespace moelite {
@@ -21,5 +22,7 @@ namespace moelite {
 void fill_kernels_avx2(VecDotFn* vec_dot, FromFloatFn* quantize_row);
 void fill_kernels_avx512(VecDotFn* vec_dot, FromFloatFn* quantize_row);
 void fill_kernels_avx512vnni(VecDotFn* vec_dot, FromFloatFn* quantize_row);
+// Tile kernels (quant/gemm.h), from quant/gemm_avx2.cpp.
+void fill_gemm_avx2(GemmFn* gemm);
 
 }  // namespace moelite

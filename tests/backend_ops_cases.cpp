@@ -73,7 +73,9 @@ void add_mul_mat(std::vector<OpCase>& cases) {
         struct Shape {
             int64_t M, N;
         };
-        for (Shape s : {Shape{7, 1}, Shape{33, 5}, Shape{16, 40}}) {
+        // The last two have enough units of 16 rows (ops_matmul.cpp) for whole
+        // tiles of the tile kernels (quant/gemm.h), with ragged edges in M and N.
+        for (Shape s : {Shape{7, 1}, Shape{33, 5}, Shape{16, 40}, Shape{262, 1}, Shape{134, 67}}) {
             cases.push_back({"mul_mat " + t + " M" + std::to_string(s.M) + " N" + std::to_string(s.N), tol,
                              [=](OpCaseBuilder& b) {
                                  return b.graph().mul_mat(b.input(w, {K, s.M}), b.input(DType::F32, {K, s.N}));
@@ -109,7 +111,8 @@ void add_mul_mat_id(std::vector<OpCase>& cases) {
         struct Shape {
             int64_t M, E, k, T, nx;
         };
-        for (Shape s : {Shape{9, 6, 2, 1, 1}, Shape{9, 6, 3, 5, 3}, Shape{17, 8, 2, 33, 1}, Shape{5, 4, 4, 3, 4}}) {
+        for (Shape s : {Shape{9, 6, 2, 1, 1}, Shape{9, 6, 3, 5, 3}, Shape{17, 8, 2, 33, 1}, Shape{5, 4, 4, 3, 4},
+                        Shape{38, 4, 2, 70, 1}}) {
             const std::string name = "mul_mat_id " + t + " M" + std::to_string(s.M) + " E" + std::to_string(s.E) +
                                      " k" + std::to_string(s.k) + " T" + std::to_string(s.T) + " nx" +
                                      std::to_string(s.nx);

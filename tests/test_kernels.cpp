@@ -18,6 +18,7 @@
 // object of the library holds an AVX instruction.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -284,6 +285,68 @@ TEST_CASE("kernels: every ISA's vec_dot equals the scalar reference") {
     }
 }
 
+// Tile kernels (quant/gemm.h) through gemm_tiles, for every type and every
+// ISA: each output against the reference vec_dot of its row pair, on tile
+// shapes that are full, ragged in m, ragged in n or both (the AVX2 tiles are
+// 4 x 1, 4 x 2 and 1 x 4), with padded weight rows (a stride past the row)
+// and outputs that must not touch their neighbours.
+TEST_CASE("kernels: every ISA's tile kernel equals the scalar reference") {
+    note_skipped_isas();
+    struct Shape {
+        int64_t m, n;
+    };
+    const Shape shapes[] = {{1, 1}, {4, 1}, {5, 1}, {9, 1}, {3, 2}, {4, 2}, {8, 4},
+                            {7, 3}, {9, 5}, {2, 8}, {13, 7}, {1, 9}};
+    const float sentinel = -12345.0f;
+    for (Isa isa : isa_supported()) {
+        const KernelTable& table = kernel_table(isa);
+        int compared = 0;
+        for (DType wt : dot_types()) {
+            const QuantTraits& tr = traits_of(wt);
+            const int64_t bs = std::max(dtype_block_size(wt), dtype_block_size(tr.vec_dot_type));
+            for (int64_t blocks : {1, 3, 17}) {
+                const int64_t k = blocks * bs;
+                for (Shape s : shapes) {
+                    const size_t row_bytes = dtype_row_bytes(wt, k), w_stride = row_bytes + 7;
+                    std::vector<uint8_t> w(w_stride * size_t(s.m));
+                    std::vector<std::vector<uint8_t>> w_rows, x_rows;
+                    for (int64_t i = 0; i < s.m; ++i) {
+                        const Data kind = i % 5 == 4 ? Data::RawBits : Data::Random;
+                        w_rows.push_back(make_row(wt, k, kind, is_activation_type(wt), uint32_t(97 * i + k)));
+                        std::memcpy(w.data() + size_t(i) * w_stride, w_rows.back().data(), row_bytes);
+                    }
+                    std::vector<const void*> x_ptrs;
+                    std::vector<std::vector<float>> out(size_t(s.n), std::vector<float>(size_t(s.m + 2), sentinel));
+                    std::vector<float*> out_ptrs;
+                    for (int64_t j = 0; j < s.n; ++j) {
+                        x_rows.push_back(make_row(tr.vec_dot_type, k, Data::Random, true, uint32_t(1000 + 31 * j + k)));
+                        out_ptrs.push_back(out[size_t(j)].data() + 1);
+                    }
+                    for (const auto& x : x_rows) x_ptrs.push_back(x.data());
+                    gemm_tiles(table, wt, k, s.m, s.n, w.data(), w_stride, x_ptrs.data(), out_ptrs.data());
+                    for (int64_t j = 0; j < s.n; ++j) {
+                        CHECK(out[size_t(j)].front() == sentinel);
+                        CHECK(out[size_t(j)].back() == sentinel);
+                        for (int64_t i = 0; i < s.m; ++i) {
+                            float want = 0.0f;
+                            tr.vec_dot(k, &want, w_rows[size_t(i)].data(), x_rows[size_t(j)].data());
+                            const float got = out[size_t(j)][size_t(i + 1)];
+                            const double scale = abs_dot(wt, w_rows[size_t(i)], tr.vec_dot_type, x_rows[size_t(j)], k);
+                            INFO(std::string(isa_name(isa)) << " " << std::string(dtype_name(wt)) << " k=" << k
+                                                            << " tile " << s.m << "x" << s.n << " at " << i << "," << j
+                                                            << " ref=" << want << " got=" << got);
+                            REQUIRE(std::isfinite(got));
+                            CHECK(std::fabs(double(got) - double(want)) <= 1e-5 * scale + 1e-30);
+                            ++compared;
+                        }
+                    }
+                }
+            }
+        }
+        MESSAGE(std::string(isa_name(isa)) << ": " << compared << " tile outputs compared");
+    }
+}
+
 TEST_CASE("kernels: every ISA's quantize_row writes the reference's bytes") {
     note_skipped_isas();
     const DType types[] = {DType::F16, DType::BF16, DType::Q8_0, DType::Q8_1, DType::Q8_K};
@@ -463,6 +526,11 @@ TEST_CASE("kernels: tables are complete and the SIMD kernels are the ones select
         return;
     }
     const KernelTable& avx2 = kernel_table(Isa::Avx2);
+    for (DType type : dot_types()) CHECK((scalar.gemm[uint32_t(type)] == nullptr));
+    for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+        INFO(std::string(dtype_name(type)));
+        CHECK((avx2.gemm[uint32_t(type)] != nullptr));
+    }
     for (DType type : {DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::F16}) {
         INFO(std::string(dtype_name(type)));
         CHECK((avx2.vec_dot[uint32_t(type)] != traits_of(type).vec_dot ? true : false));
@@ -483,8 +551,13 @@ TEST_CASE("kernels: tables are complete and the SIMD kernels are the ones select
 TEST_CASE("kernels: per-ISA objects export only their registration function") {
     const auto dir = test::moelite_binary().parent_path() / "CMakeFiles" / "moelite.dir" / "quant";
     int checked = 0;
-    for (const char* isa : {"avx2", "avx512", "avx512vnni"}) {
-        const auto obj = dir / (std::string("kernels_") + isa + ".cpp.o");
+    struct Unit {
+        const char* object;  // under quant/, without .cpp.o
+        const char* fill;    // its registration function
+    };
+    for (Unit unit : {Unit{"kernels_avx2", "fill_kernels_avx2"}, Unit{"kernels_avx512", "fill_kernels_avx512"},
+                      Unit{"kernels_avx512vnni", "fill_kernels_avx512vnni"}, Unit{"gemm_avx2", "fill_gemm_avx2"}}) {
+        const auto obj = dir / (std::string(unit.object) + ".cpp.o");
         if (!std::filesystem::exists(obj)) continue;
         std::string out;
         if (test::run_command("nm --defined-only -C '" + obj.string() + "'", &out) != 0) {
@@ -504,7 +577,7 @@ TEST_CASE("kernels: per-ISA objects export only their registration function") {
             CHECK(kind != 'u');
             CHECK(kind != 'i');
             if (kind == 'T' || kind == 'D' || kind == 'B' || kind == 'R') {
-                CHECK(name.find(std::string("moelite::fill_kernels_") + isa + "(") == 0);
+                CHECK(name.find(std::string("moelite::") + unit.fill + "(") == 0);
             }
         }
         ++checked;
@@ -592,5 +665,53 @@ TEST_CASE("kernels: speed of each ISA's vec_dot against the scalar reference" * 
             line << ", " << isa_name(isa) << " " << ns << " ns (x" << ref_ns / ns << ")";
         }
         MESSAGE(line.str());
+    }
+}
+
+// Not a test: timings of the tile kernels against loops of the same ISA's
+// vec_dot, per output, on 16 weight rows of 1536 elements times 1 (decode)
+// and 64 (prefill) activation rows. Run with
+// ./build/moelite_tests -tc='*tile speed*' --no-skip.
+TEST_CASE("kernels: tile speed against vec_dot loops" * doctest::skip()) {
+    const int64_t k = 1536, m = 16;
+    const KernelTable& table = kernels();
+    for (DType wt : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+        const QuantTraits& tr = traits_of(wt);
+        const size_t row_bytes = dtype_row_bytes(wt, k);
+        std::vector<uint8_t> w;
+        for (int64_t i = 0; i < m; ++i) {
+            const auto row = make_row(wt, k, Data::Random, false, uint32_t(i));
+            w.insert(w.end(), row.begin(), row.end());
+        }
+        for (int64_t n : {1, 64}) {
+            std::vector<std::vector<uint8_t>> x;
+            std::vector<const void*> x_ptrs;
+            std::vector<float> out(size_t(m * n));
+            std::vector<float*> out_ptrs;
+            for (int64_t j = 0; j < n; ++j) {
+                x.push_back(make_row(tr.vec_dot_type, k, Data::Random, true, uint32_t(100 + j)));
+                out_ptrs.push_back(out.data() + j * m);
+            }
+            for (const auto& r : x) x_ptrs.push_back(r.data());
+            auto time_ns = [&](bool tiles) {
+                KernelTable loops = table;
+                loops.gemm[uint32_t(wt)] = nullptr;
+                const KernelTable& use = tiles ? table : loops;
+                int reps = 0;
+                const auto start = std::chrono::steady_clock::now();
+                double elapsed = 0.0;
+                do {
+                    for (int r = 0; r < 16; ++r, ++reps) {
+                        gemm_tiles(use, wt, k, m, n, w.data(), row_bytes, x_ptrs.data(), out_ptrs.data());
+                    }
+                    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                } while (elapsed < 0.3);
+                CHECK(std::isfinite(out[0]));
+                return elapsed * 1e9 / double(reps) / double(m * n);
+            };
+            const double loop_ns = time_ns(false), tile_ns = time_ns(true);
+            MESSAGE(std::string(dtype_name(wt)) << " n=" << n << ": vec_dot " << loop_ns << " ns/output, tiles "
+                                                << tile_ns << " ns/output (x" << loop_ns / tile_ns << ")");
+        }
     }
 }

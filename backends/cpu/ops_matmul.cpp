@@ -10,7 +10,10 @@
 // rows by kColsPerUnit activation rows, and each thread takes a contiguous
 // range of units, so in decode (N = 1) each thread streams its own slice of
 // the weights, and in prefill a block of weight rows stays in cache while
-// the activation rows pass over it.
+// the activation rows pass over it. Each unit is one call of the kernel
+// table's tile kernel (gemm_tiles, quant/gemm.h), which shares activation
+// loads across weight rows and weight unpacking across activation rows; types
+// without one loop over vec_dot.
 //
 // mul_mat_id (MoE) groups the (slot, token) pairs by expert during the first
 // phase (thread 0, a counting sort), so each chosen expert runs once over all
@@ -37,6 +40,7 @@
 
 #include "backends/cpu/ops.h"
 #include "core/error.h"
+#include "quant/kernels.h"
 #include "quant/quant.h"
 
 #ifdef MOELITE_HAVE_OPENBLAS
@@ -175,8 +179,7 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
     const Tensor& x = *node.src[1];
     const int64_t K = w.ne[0], M = w.ne[1], N = x.ne[1];
     const int64_t r2 = x.ne[2] / w.ne[2], r3 = x.ne[3] / w.ne[3];
-    DType vdt;
-    const VecDotFn dot = row_vec_dot(*ctx.kt, w.type, &vdt);
+    const DType vdt = quant_traits(w.type)->vec_dot_type;  // supports_mul_mat*() checked there is one
     const bool in_place = x_used_in_place(x, vdt);
     const size_t stride = converted_row_stride(vdt, K);
 
@@ -201,13 +204,15 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
         const int64_t i2 = b % x.ne[2], i3 = b / x.ne[2];
         const char* wb = static_cast<const char*>(w.data) + (i2 / r2) * w.nb[2] + (i3 / r3) * w.nb[3];
         char* ob = static_cast<char*>(node.data) + i2 * node.nb[2] + i3 * node.nb[3];
-        const int64_t m_end = std::min(M, (rb + 1) * rows_per_unit);
-        const int64_t n_end = std::min(N, (cb + 1) * kColsPerUnit);
-        for (int64_t n = cb * kColsPerUnit; n < n_end; ++n) {
-            const void* xr = x_row(x, in_place, ctx.wdata, stride, n, i2, i3);
-            float* out = reinterpret_cast<float*>(ob + n * node.nb[1]);
-            for (int64_t m = rb * rows_per_unit; m < m_end; ++m) dot(K, &out[m], wb + m * w.nb[1], xr);
+        const int64_t m0 = rb * rows_per_unit, m_end = std::min(M, m0 + rows_per_unit);
+        const int64_t n0 = cb * kColsPerUnit, n_end = std::min(N, n0 + kColsPerUnit);
+        const void* x_rows[kColsPerUnit];
+        float* out_rows[kColsPerUnit];
+        for (int64_t n = n0; n < n_end; ++n) {
+            x_rows[n - n0] = x_row(x, in_place, ctx.wdata, stride, n, i2, i3);
+            out_rows[n - n0] = reinterpret_cast<float*>(ob + n * node.nb[1]) + m0;
         }
+        gemm_tiles(*ctx.kt, w.type, K, m_end - m0, n_end - n0, wb + m0 * w.nb[1], w.nb[1], x_rows, out_rows);
     }
 }
 
@@ -265,8 +270,7 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
     const Tensor& ids = *node.src[2];
     const int64_t K = w.ne[0], M = w.ne[1], n_expert = w.ne[2];
     const int64_t k = ids.ne[0], T = ids.ne[1], nx = x.ne[1];
-    DType vdt;
-    const VecDotFn dot = row_vec_dot(*ctx.kt, w.type, &vdt);
+    const DType vdt = quant_traits(w.type)->vec_dot_type;  // supports_mul_mat*() checked there is one
     const bool in_place = x_used_in_place(x, vdt);
     const size_t stride = converted_row_stride(vdt, K);
     const MoeLayout l = moe_layout(node);
@@ -317,12 +321,19 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
         const int64_t rb = u % n_rblk;
         const int32_t begin = offsets[e], end = offsets[e + 1];
         const char* wb = static_cast<const char*>(w.data) + e * w.nb[2];
-        const int64_t m_end = std::min(M, (rb + 1) * kRowsPerUnit);
-        for (int32_t q = begin; q < end; ++q) {
-            const int64_t j = entries[q] % k, t = entries[q] / k;
-            const void* xr = x_row(x, in_place, ctx.wdata, stride, j % nx, t, 0);
-            float* out = reinterpret_cast<float*>(static_cast<char*>(node.data) + j * node.nb[1] + t * node.nb[2]);
-            for (int64_t m = rb * kRowsPerUnit; m < m_end; ++m) dot(K, &out[m], wb + m * w.nb[1], xr);
+        const int64_t m0 = rb * kRowsPerUnit, m_end = std::min(M, m0 + kRowsPerUnit);
+        // The expert's rows in chunks of kColsPerUnit, each one tile call.
+        const void* x_rows[kColsPerUnit];
+        float* out_rows[kColsPerUnit];
+        for (int32_t q0 = begin; q0 < end; q0 += int32_t(kColsPerUnit)) {
+            const int32_t q1 = std::min<int32_t>(end, q0 + int32_t(kColsPerUnit));
+            for (int32_t q = q0; q < q1; ++q) {
+                const int64_t j = entries[q] % k, t = entries[q] / k;
+                x_rows[q - q0] = x_row(x, in_place, ctx.wdata, stride, j % nx, t, 0);
+                out_rows[q - q0] =
+                    reinterpret_cast<float*>(static_cast<char*>(node.data) + j * node.nb[1] + t * node.nb[2]) + m0;
+            }
+            gemm_tiles(*ctx.kt, w.type, K, m_end - m0, q1 - q0, wb + m0 * w.nb[1], w.nb[1], x_rows, out_rows);
         }
     }
 }
