@@ -1,5 +1,6 @@
 // AVX2 tile kernels (quant/gemm.h) for the weight types that dominate model
-// files: Q4_0 and Q8_0 (Q8_0 activations), Q4_K and Q6_K (Q8_K activations).
+// files: Q4_0, Q5_0 and Q8_0 (Q8_0 activations), Q4_K, Q5_K and Q6_K (Q8_K
+// activations).
 // Each computes what the AVX2 vec_dot of quant/kernels_avx2.cpp computes,
 // with the same exact integer parts; only float additions are reordered.
 //
@@ -13,9 +14,9 @@
 // for the whole super-block. Ragged edges (m or n not a multiple of the tile)
 // run the smaller instantiations of the same templates.
 //
-// Tricks: Q4_0 nibbles go into maddubs unsigned (0..15), and the offset 8
-// comes out as 8 * sum(activation quants), computed once per activation block
-// for all weight rows; the K-quant mins and the Q6_K offset 32 come out of
+// Tricks: Q4_0 / Q5_0 quants go into maddubs unsigned (0..15, 0..31), and
+// the offset 8 / 16 comes out as offset * sum(activation quants), computed
+// once per activation block for all weight rows; the K-quant mins and the Q6_K offset 32 come out of
 // the Q8_K per-16 sums, as in vec_dot.
 //
 // Built with AVX2 flags; only fill_gemm_avx2 has external linkage (see
@@ -32,7 +33,7 @@ namespace {
 // the activation side's correction.
 struct Q4_0Rows {
     using Block = BlockQ4_0;
-    static constexpr bool kOffset8 = true;
+    static constexpr int kOffset = 8;
     struct Unpacked {
         __m256i q;
     };
@@ -43,10 +44,24 @@ struct Q4_0Rows {
     }
 };
 
+// Q5_0 weight block: five bits unsigned (0..31), the -16 taken off as Q4_0's -8.
+struct Q5_0Rows {
+    using Block = BlockQ5_0;
+    static constexpr int kOffset = 16;
+    struct Unpacked {
+        __m256i q;
+    };
+    static Unpacked unpack(const Block& b) { return {_mm256_or_si256(unpack_nibbles(b.qs), q5_high_bits(b.qh))}; }
+    // pairs <= 2 * 31 * 127
+    static __m256i dot(const Unpacked& w, __m256i y) {
+        return _mm256_madd_epi16(_mm256_maddubs_epi16(w.q, y), _mm256_set1_epi16(1));
+    }
+};
+
 // Q8_0 weight block: |x| once per block, x's sign moved onto each activation.
 struct Q8_0Rows {
     using Block = BlockQ8_0;
-    static constexpr bool kOffset8 = false;
+    static constexpr int kOffset = 0;
     struct Unpacked {
         __m256i abs, sign;
     };
@@ -83,8 +98,8 @@ void tile_q32(int64_t nb, const char* w, size_t w_stride, const void* const* x, 
         for (int j = 0; j < NR; ++j) {
             y[j] = load256(xr[j][b].qs);
             dy[j] = _mm256_set1_ps(h2f(xr[j][b].d));
-            // 8 * sum(y) per group of 4, lane by lane as dot() sums
-            if constexpr (Rows::kOffset8) offset[j] = dot_u8_i8(_mm256_set1_epi8(8), y[j]);
+            // offset * sum(y) per group of 4, lane by lane as dot() sums
+            if constexpr (Rows::kOffset != 0) offset[j] = dot_u8_i8(_mm256_set1_epi8(Rows::kOffset), y[j]);
         }
 #pragma GCC unroll 8
         for (int i = 0; i < MR; ++i) {
@@ -93,7 +108,7 @@ void tile_q32(int64_t nb, const char* w, size_t w_stride, const void* const* x, 
 #pragma GCC unroll 8
             for (int j = 0; j < NR; ++j) {
                 __m256i sumi = Rows::dot(q, y[j]);
-                if constexpr (Rows::kOffset8) sumi = _mm256_sub_epi32(sumi, offset[j]);
+                if constexpr (Rows::kOffset != 0) sumi = _mm256_sub_epi32(sumi, offset[j]);
                 acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dy[j]), _mm256_cvtepi32_ps(sumi), acc[i][j]);
             }
         }
@@ -106,10 +121,13 @@ void tile_q32(int64_t nb, const char* w, size_t w_stride, const void* const* x, 
 
 // ------------------------------------------------------ K-quants, 256 per block
 
-// One Q4_K weight row by NR activation rows.
-template <int NR>
-void tile_q4_K(int64_t nb, const char* w, size_t, const void* const* x, float* const* out) {
-    const auto* wr = reinterpret_cast<const BlockQ4_K*>(w);
+// One Q4_K or Q5_K weight row by NR activation rows. Q5_K element 64s + l
+// takes its fifth bit from bit 2s of qh[l], element 64s + 32 + l from bit
+// 2s + 1.
+template <class Block, int NR>
+void tile_q45_K(int64_t nb, const char* w, size_t, const void* const* x, float* const* out) {
+    constexpr bool kFifthBit = sizeof(Block) == sizeof(BlockQ5_K);
+    const auto* wr = reinterpret_cast<const Block*>(w);
     const BlockQ8_K* xr[NR];
     __m256 acc[NR];
     float min_acc[NR];
@@ -121,19 +139,24 @@ void tile_q4_K(int64_t nb, const char* w, size_t, const void* const* x, float* c
     }
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     for (int64_t b = 0; b < nb; ++b) {
-        const BlockQ4_K& wb = wr[b];
+        const Block& wb = wr[b];
         alignas(16) uint8_t scales[8], mins[8];
         unpack_scales_k4(wb.scales, scales, mins);
         const float d = h2f(wb.d), dmin = h2f(wb.dmin);
         __m256i sumi[NR];
 #pragma GCC unroll 8
         for (int j = 0; j < NR; ++j) sumi[j] = _mm256_setzero_si256();
-            // maddubs pairs <= 2 * 15 * 127; madd by scale <= 63: all fits int32
+            // maddubs pairs <= 2 * 31 * 127; madd by scale <= 63: all fits int32
 #pragma GCC unroll 4
         for (int s = 0; s < 4; ++s) {
             const __m256i q = load256(wb.qs + 32 * s);
-            const __m256i lo = _mm256_and_si256(q, low4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            __m256i lo = _mm256_and_si256(q, low4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            if constexpr (kFifthBit) {
+                const __m256i qh = load256(wb.qh);
+                lo = _mm256_or_si256(lo, bit_at(qh, 2 * s, 4));
+                hi = _mm256_or_si256(hi, bit_at(qh, 2 * s + 1, 4));
+            }
             const __m256i sc_lo = _mm256_set1_epi16(scales[2 * s]), sc_hi = _mm256_set1_epi16(scales[2 * s + 1]);
 #pragma GCC unroll 8
             for (int j = 0; j < NR; ++j) {
@@ -237,7 +260,6 @@ void gemm_q32_tiled(int64_t k, int64_t m, int64_t n, const char* w, size_t ws, c
     for (int64_t j = 0; j < n; j += NR) {
         const int nr = int(n - j < NR ? n - j : NR);
         float* out_shifted[NR];
-        for (int c = 0; c < nr; ++c) out_shifted[c] = out[j + c];
         for (int64_t i = 0; i < m; i += MR) {
             const int mr = int(m - i < MR ? m - i : MR);
             for (int c = 0; c < nr; ++c) out_shifted[c] = out[j + c] + i;
@@ -276,11 +298,18 @@ void gemm_rows(const RowTileFn (&tiles)[NR], int64_t k, int64_t m, int64_t n, co
 }
 
 constexpr int kKQuantCols = 4;
-constexpr RowTileFn kQ4KTiles[kKQuantCols] = {tile_q4_K<1>, tile_q4_K<2>, tile_q4_K<3>, tile_q4_K<4>};
+constexpr RowTileFn kQ4KTiles[kKQuantCols] = {tile_q45_K<BlockQ4_K, 1>, tile_q45_K<BlockQ4_K, 2>,
+                                              tile_q45_K<BlockQ4_K, 3>, tile_q45_K<BlockQ4_K, 4>};
+constexpr RowTileFn kQ5KTiles[kKQuantCols] = {tile_q45_K<BlockQ5_K, 1>, tile_q45_K<BlockQ5_K, 2>,
+                                              tile_q45_K<BlockQ5_K, 3>, tile_q45_K<BlockQ5_K, 4>};
 constexpr RowTileFn kQ6KTiles[kKQuantCols] = {tile_q6_K<1>, tile_q6_K<2>, tile_q6_K<3>, tile_q6_K<4>};
 
 void gemm_q4_K(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x, float* const* out) {
     gemm_rows(kQ4KTiles, k, m, n, w, ws, x, out);
+}
+
+void gemm_q5_K(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x, float* const* out) {
+    gemm_rows(kQ5KTiles, k, m, n, w, ws, x, out);
 }
 
 void gemm_q6_K(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x, float* const* out) {
@@ -292,7 +321,9 @@ void gemm_q6_K(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const 
 void fill_gemm_avx2(GemmFn* gemm) {
     gemm[uint32_t(DType::Q4_0)] = gemm_q32<Q4_0Rows>;
     gemm[uint32_t(DType::Q8_0)] = gemm_q32<Q8_0Rows>;
+    gemm[uint32_t(DType::Q5_0)] = gemm_q32<Q5_0Rows>;
     gemm[uint32_t(DType::Q4_K)] = gemm_q4_K;
+    gemm[uint32_t(DType::Q5_K)] = gemm_q5_K;
     gemm[uint32_t(DType::Q6_K)] = gemm_q6_K;
 }
 

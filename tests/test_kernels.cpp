@@ -527,7 +527,7 @@ TEST_CASE("kernels: tables are complete and the SIMD kernels are the ones select
     }
     const KernelTable& avx2 = kernel_table(Isa::Avx2);
     for (DType type : dot_types()) CHECK((scalar.gemm[uint32_t(type)] == nullptr));
-    for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    for (DType type : {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
         INFO(std::string(dtype_name(type)));
         CHECK((avx2.gemm[uint32_t(type)] != nullptr));
     }
@@ -675,7 +675,7 @@ TEST_CASE("kernels: speed of each ISA's vec_dot against the scalar reference" * 
 TEST_CASE("kernels: tile speed against vec_dot loops" * doctest::skip()) {
     const int64_t k = 1536, m = 16;
     const KernelTable& table = kernels();
-    for (DType wt : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    for (DType wt : {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
         const QuantTraits& tr = traits_of(wt);
         const size_t row_bytes = dtype_row_bytes(wt, k);
         std::vector<uint8_t> w;
