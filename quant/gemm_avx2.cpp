@@ -1,7 +1,6 @@
 // AVX2 tile kernels (quant/gemm.h) for the weight types that dominate model
 // files: Q4_0, Q5_0 and Q8_0 (Q8_0 activations), Q4_K, Q5_K and Q6_K (Q8_K
-// activations).
-// Each computes what the AVX2 vec_dot of quant/kernels_avx2.cpp computes,
+// activations). Each computes what the AVX2 vec_dot of quant/kernels_avx2.cpp computes,
 // with the same exact integer parts; only float additions are reordered.
 //
 // Shapes. Legacy types (32 per block) run register tiles of MR weight rows by
@@ -16,8 +15,14 @@
 //
 // Tricks: Q4_0 / Q5_0 quants go into maddubs unsigned (0..15, 0..31), and
 // the offset 8 / 16 comes out as offset * sum(activation quants), computed
-// once per activation block for all weight rows; the K-quant mins and the Q6_K offset 32 come out of
-// the Q8_K per-16 sums, as in vec_dot.
+// once per activation block for all weight rows; the K-quant mins and the
+// Q6_K offset 32 come out of the Q8_K per-16 sums, as in vec_dot.
+//
+// Measured (tests/test_kernels.cpp, "tile speed", 16 rows of 1536, one
+// thread, a loaded 2-core Zen 2, +-30%): per output against vec_dot loops,
+// decode (1 activation row) x1.1-1.6, prefill (64 rows) x1.3-2.0. Tried and
+// dropped: 8 x 1 for decode (no better), and the MR weight scales gathered
+// into one f16 conversion per block, then vpermps per row (worse).
 //
 // Built with AVX2 flags; only fill_gemm_avx2 has external linkage (see
 // quant/kernels_isa.h and quant/simd_avx2.h).
