@@ -6,8 +6,11 @@
 // Shapes. Legacy types (32 per block) run register tiles of MR weight rows by
 // NR activation rows: per block, each activation row is loaded once for the
 // MR weight rows and each weight block is unpacked once for the NR activation
-// rows. Decode (one activation row) uses 4 x 1, so one pass over the
-// activation feeds four weight rows; prefill uses 4 x 2. K-quants are 1 x NR
+// rows. Prefill uses 4 x 2. Decode (one activation row) uses 1 x 1, one
+// weight row at a time: 4 x 1 and 2 x 1, faster on L1-resident rows, made
+// whole-model decode 30-40 % slower when the weights stream from memory
+// (measured on the Q4_0 file: 15.6 t/s with vec_dot, 11 with 4 x 1, 9.5 with
+// 2 x 1, 16.0 with 1 x 1), presumably by interleaving several weight streams. K-quants are 1 x NR
 // (NR = 4): a super-block of one weight row is unpacked and its scales
 // broadcast once for NR activation rows, whose integer sums stay in registers
 // for the whole super-block. Ragged edges (m or n not a multiple of the tile)
@@ -21,8 +24,9 @@
 // Measured (tests/test_kernels.cpp, "tile speed", 16 rows of 1536, one
 // thread, a loaded 2-core Zen 2, +-30%): per output against vec_dot loops,
 // decode (1 activation row) x1.1-1.6, prefill (64 rows) x1.3-2.0. Tried and
-// dropped: 8 x 1 for decode (no better), and the MR weight scales gathered
-// into one f16 conversion per block, then vpermps per row (worse).
+// dropped: 8 x 1 for decode (no better, and see above), two accumulator sets
+// for 1 x 1 (no better), and the MR weight scales gathered into one f16
+// conversion per block, then vpermps per row (worse).
 //
 // Built with AVX2 flags; only fill_gemm_avx2 has external linkage (see
 // quant/kernels_isa.h and quant/simd_avx2.h).
@@ -277,7 +281,7 @@ template <class Rows>
 void gemm_q32(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x, float* const* out) {
     const char* wc = static_cast<const char*>(w);
     if (n == 1) {
-        gemm_q32_tiled<Rows, 4, 1>(k, m, n, wc, ws, x, out);
+        gemm_q32_tiled<Rows, 1, 1>(k, m, n, wc, ws, x, out);
     } else {
         gemm_q32_tiled<Rows, 4, 2>(k, m, n, wc, ws, x, out);
     }

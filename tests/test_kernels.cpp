@@ -288,7 +288,7 @@ TEST_CASE("kernels: every ISA's vec_dot equals the scalar reference") {
 // Tile kernels (quant/gemm.h) through gemm_tiles, for every type and every
 // ISA: each output against the reference vec_dot of its row pair, on tile
 // shapes that are full, ragged in m, ragged in n or both (the AVX2 tiles are
-// 4 x 1, 4 x 2 and 1 x 4), with padded weight rows (a stride past the row)
+// 1 x 1, 4 x 2 and 1 x 4), with padded weight rows (a stride past the row)
 // and outputs that must not touch their neighbours.
 TEST_CASE("kernels: every ISA's tile kernel equals the scalar reference") {
     note_skipped_isas();
