@@ -10,10 +10,11 @@
 // A fast kernel is kept only where quant_traits() has the reference it must be
 // tested against, and pairs the weight type with the activation type the
 // reference declares; anything else is an inconsistency of our own code.
+#include "quant/kernels.h"
+
 #include <array>
 
 #include "core/error.h"
-#include "quant/kernels.h"
 #include "quant/kernels_isa.h"
 
 namespace moelite {
@@ -26,15 +27,21 @@ DType simd_vec_dot_type(DType weight) {
     switch (weight) {
         case DType::Q4_0:
         case DType::Q5_0:
-        case DType::Q8_0: return DType::Q8_0;
+        case DType::Q8_0:
+            return DType::Q8_0;
         case DType::Q4_1:
-        case DType::Q5_1: return DType::Q8_1;
+        case DType::Q5_1:
+            return DType::Q8_1;
         case DType::Q2_K:
         case DType::Q3_K:
         case DType::Q4_K:
         case DType::Q5_K:
-        case DType::Q6_K: return DType::Q8_K;
-        default: return weight;  // F32, F16, BF16: same type on both sides
+        case DType::Q6_K:
+            return DType::Q8_K;
+        case DType::BF16:
+            return DType::F32;
+        default:
+            return weight;  // F32, F16: same type on both sides
     }
 }
 
@@ -110,6 +117,8 @@ const KernelTable& kernel_table(Isa isa) {
     return t.table[size_t(isa)];
 }
 
-const KernelTable& kernels() { return kernel_table(isa_active()); }
+const KernelTable& kernels() {
+    return kernel_table(isa_active());
+}
 
 }  // namespace moelite

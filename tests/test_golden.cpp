@@ -170,11 +170,12 @@ TEST_CASE("golden: f16 and bf16 conversions stay close") {
     MOELITE_REQUIRE_FIXTURES();
     for (const char* f : {"qwen2-tiny", "llama3-tiny", "deepseek-v3-tiny", "deepseek-v2-lite-tiny"})
         check_fixture(f, "f16", DType::F32, 0.02f, 24);
-    // BF16 weights meet activations rounded to BF16, as in llama.cpp (the READMEs:
-    // llama.cpp on BF16 files moves by 0.0145 / 0.017, which we reproduce). In
-    // deepseek-v3-tiny that rounding flips a group choice (margin 0.0011) at one
-    // step: llama.cpp on the same file gives the same 1.548 and 23/24.
+    // BF16 weights meet F32 activations (quant/quant.cpp). The dense and V2-Lite
+    // checkpoints are BF16, so the conversion is lossless and F32-tight; the V3
+    // one is FP8 x scale, rounded to BF16: its README measured the reference
+    // itself with BF16-rounded weights at 0.028, 24/24 (we: 0.0276). llama.cpp,
+    // which rounds the activations to BF16 too, gives 1.548 and 23/24 there.
     for (const char* f : {"qwen2-tiny", "llama3-tiny", "deepseek-v2-lite-tiny"})
-        check_fixture(f, "bf16", DType::F32, 0.05f, 24);
-    check_fixture("deepseek-v3-tiny", "bf16", DType::F32, 2.0f, 23);
+        check_fixture(f, "bf16", DType::F32, 1e-4f, 24);
+    check_fixture("deepseek-v3-tiny", "bf16", DType::F32, 0.04f, 24);
 }
