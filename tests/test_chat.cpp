@@ -178,15 +178,15 @@ struct ChatTerminal {
         tcgetattr(slave, &t);
         return t;
     }
-    // The exit status, or -1 when it has not exited within 10 s (the destructor kills it);
-    // what it wrote is in `seen`.
+    // The exit status (128 + the signal when one ended it, as shells say), or -1 when it has
+    // not exited within 10 s (the destructor kills it); what it wrote is in `seen`.
     int wait_exit() {
         for (int i = 0; i < 100; ++i) {
             int status = 0;
             if (waitpid(pid, &status, WNOHANG) == pid) {
                 pid = -1;
                 read_until(master, &seen, "\x01never", 0.3);  // what it wrote last
-                return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+                return WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
             }
             usleep(100000);
         }
@@ -303,4 +303,19 @@ TEST_CASE("chat: Ctrl-C twice on an empty line leaves, the terminal restored") {
     const termios after = term.settings();
     CHECK(after.c_lflag == term.before.c_lflag);
     CHECK(after.c_iflag == term.before.c_iflag);
+}
+
+TEST_CASE("chat: SIGTERM while a line is being edited puts the terminal back") {
+    test::TempDir dir;
+    ChatTerminal term(demo_model(dir));
+    REQUIRE(term.wait_prompt(1));
+    term.type("half a line");
+    CHECK(read_until(term.master, &term.seen, "line", 10));
+    CHECK((term.settings().c_lflag & ICANON) == 0);  // raw while editing
+    kill(term.pid, SIGTERM);
+    CHECK(term.wait_exit() == 128 + SIGTERM);
+    const termios after = term.settings();
+    CHECK(after.c_lflag == term.before.c_lflag);
+    CHECK(after.c_iflag == term.before.c_iflag);
+    CHECK(after.c_oflag == term.before.c_oflag);
 }
