@@ -12,15 +12,16 @@
 // inserts text verbatim, newlines included, so a pasted block is one message.
 #include "apps/line_editor.h"
 
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <iterator>
-#include <sys/ioctl.h>
-#include <termios.h>
-#include <unistd.h>
 
 #include "core/error.h"
 #include "models/unicode.h"
@@ -195,10 +196,7 @@ EditAction EditState::feed(unsigned char byte) {
 }
 
 EditAction EditState::key(unsigned char byte) {
-    const size_t line_start = cursor_ == 0 ? 0 : [&] {
-        const size_t nl = text_.rfind('\n', cursor_ - 1);
-        return nl == std::string::npos ? size_t(0) : nl + 1;
-    }();
+    const size_t line_start = start_of_line(cursor_);
     const size_t line_end = std::min(text_.find('\n', cursor_), text_.size());
     switch (byte) {
         case '\r':
@@ -368,6 +366,11 @@ size_t EditState::prev(size_t pos) const {
     return pos;
 }
 
+size_t EditState::start_of_line(size_t pos) const {
+    const size_t nl = pos == 0 ? std::string::npos : text_.rfind('\n', pos - 1);
+    return nl == std::string::npos ? 0 : nl + 1;
+}
+
 size_t EditState::word_left(size_t pos, bool alnum_words) const {
     auto in_word = [&](size_t p) { return alnum_words ? is_word_char(text_[p]) : !is_space(text_[p]); };
     while (pos > 0 && !in_word(prev(pos))) pos = prev(pos);
@@ -383,15 +386,11 @@ size_t EditState::word_right(size_t pos) const {
 
 void EditState::vertical(int direction) {
     // Within a multi-line text, move to the same column (in characters) of the line above or below.
-    const size_t line_start = cursor_ == 0 ? 0 : [&] {
-        const size_t nl = text_.rfind('\n', cursor_ - 1);
-        return nl == std::string::npos ? size_t(0) : nl + 1;
-    }();
+    const size_t line_start = start_of_line(cursor_);
     size_t target_start;
     if (direction < 0) {
         if (line_start == 0) return browse_history(-1);
-        const size_t nl = line_start - 1 == 0 ? std::string::npos : text_.rfind('\n', line_start - 2);
-        target_start = nl == std::string::npos ? 0 : nl + 1;
+        target_start = start_of_line(line_start - 1);
     } else {
         const size_t nl = text_.find('\n', cursor_);
         if (nl == std::string::npos) return browse_history(1);

@@ -65,6 +65,7 @@ class EditState {
     void erase(size_t from, size_t to, bool keep_killed);
     size_t next(size_t pos) const;  // the boundary after the character at pos
     size_t prev(size_t pos) const;
+    size_t start_of_line(size_t pos) const;  // of the line (of a multi-line text) that holds pos
     size_t word_left(size_t pos, bool alnum_words) const;
     size_t word_right(size_t pos) const;
     void vertical(int direction);  // Up/Down: a line of a multi-line text, else history

@@ -5,13 +5,13 @@
 // redraws leave the right screen, typed-ahead lines are kept, the terminal's
 // settings come back.
 #include <doctest/doctest.h>
-
-#include <cstring>
 #include <poll.h>
 #include <pty.h>
 #include <termios.h>
-#include <thread>
 #include <unistd.h>
+
+#include <cstring>
+#include <thread>
 
 #include "apps/line_editor.h"
 #include "models/unicode.h"
