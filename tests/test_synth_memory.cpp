@@ -4,9 +4,13 @@
 // for: after the file is dropped from the page cache, decoding one token reads
 // the chosen experts' slices and leaves the other experts' pages on disk
 // (mincore). Skips, saying so, where the filesystem keeps the pages anyway.
+// And the commands that report it: `moelite run --memory --json`,
+// `moelite pagecache --evict`.
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
@@ -207,4 +211,37 @@ TEST_CASE("mmap: with random-access advice the unchosen experts' pages are not e
             CHECK(cached <= 2 * 4096);  // at most the pages shared with a neighbour
         }
     }
+}
+
+TEST_CASE("moelite run --memory --json and moelite pagecache --evict report consistent figures") {
+    TempDir dir;
+    HParams hp = wide_experts();
+    hp.n_vocab = 300;  // room for the byte-level tokenizer
+    SynthOptions so = synth_type(DType::Q8_0);
+    so.tokenizer = synth_demo_tokenizer();
+    const std::string path = (dir / "m.gguf").string();
+    synth_write_model(path, hp, so);
+    const std::string bin = moelite_binary().string();
+
+    std::string out;
+    REQUIRE(run_command(bin + " pagecache --evict " + path, &out) == 0);
+    CHECK(out.find(path + ": ") == 0);
+    CHECK(out.find(" bytes in the page cache (") != std::string::npos);
+
+    REQUIRE(run_command(bin + " run -m " + path + " -p hi -n 2 -t 2 --ignore-eos --memory --json 2>/dev/null", &out) ==
+            0);
+    const auto j = nlohmann::json::parse(out);
+    const auto& m = j.at("memory");
+    const auto file = m.at("file_bytes").get<int64_t>(), weights = m.at("weight_bytes").get<int64_t>();
+    const auto touched = m.at("touched_bytes").get<int64_t>();
+    CHECK(file == int64_t(std::filesystem::file_size(path)));
+    CHECK(weights < file);
+    CHECK(touched < weights);  // 2 of 8 experts per token, 3 or 4 tokens
+    CHECK(touched == m.at("dense_bytes").get<int64_t>() + m.at("embedding_bytes").get<int64_t>() +
+                         m.at("expert_bytes").get<int64_t>());
+    CHECK(m.at("experts_total").get<int64_t>() == hp.n_expert);
+    CHECK(m.at("experts_chosen").get<int64_t>() >= hp.n_expert_used);
+    CHECK(m.at("vm_hwm").get<int64_t>() >= m.at("vm_rss").get<int64_t>());
+    CHECK(m.at("rss_file").get<int64_t>() > 0);
+    CHECK(m.at("rss_anon").get<int64_t>() > 0);
 }
