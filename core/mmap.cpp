@@ -112,6 +112,13 @@ void MappedFile::advise_sequential() const {
     if (data_) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_SEQUENTIAL);
 }
 
+void prefetch_mapped(const void* ptr, size_t bytes) {
+    if (!ptr || bytes == 0) return;
+    const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    const uintptr_t start = uintptr_t(ptr) / page * page;
+    ::madvise(reinterpret_cast<void*>(start), uintptr_t(ptr) + bytes - start, MADV_WILLNEED);
+}
+
 void page_cache_evict(const std::string& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) fail("%s: cannot open: %s", path.c_str(), std::strerror(errno));

@@ -55,6 +55,14 @@ class MappedFile {
     size_t size_ = 0;
 };
 
+// Starts reading [ptr, ptr + bytes) of a file mapping into the page cache
+// without waiting (MADV_WILLNEED), for code that holds only pointers into the
+// mapping: mul_mat_id can prefetch exactly the slices of the experts the
+// router chose, so that their page faults find the pages cached and trigger
+// no read-around (bench/README.md measures it). A no-op on memory that is not
+// a file mapping.
+void prefetch_mapped(const void* ptr, size_t bytes);
+
 // Drops the file's clean pages from the page cache (posix_fadvise DONTNEED;
 // dirty pages are written back first), as far as the kernel agrees to: pages
 // a running process maps stay, and some filesystems (tmpfs) ignore the advice

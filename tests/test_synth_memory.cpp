@@ -8,12 +8,15 @@
 // `moelite pagecache --evict`.
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "backends/cpu/cpu_backend.h"
 #include "core/gguf.h"
@@ -244,4 +247,28 @@ TEST_CASE("moelite run --memory --json and moelite pagecache --evict report cons
     CHECK(m.at("vm_hwm").get<int64_t>() >= m.at("vm_rss").get<int64_t>());
     CHECK(m.at("rss_file").get<int64_t>() > 0);
     CHECK(m.at("rss_anon").get<int64_t>() > 0);
+}
+
+TEST_CASE("mmap: prefetch_mapped reads a range of an evicted file into the page cache") {
+    TempDir dir;
+    const std::string path = (dir / "data.bin").string();
+    {
+        std::vector<char> bytes(4 << 20, 'x');
+        std::FILE* f = std::fopen(path.c_str(), "wb");
+        REQUIRE(f);
+        std::fwrite(bytes.data(), 1, bytes.size(), f);
+        std::fclose(f);
+    }
+    page_cache_evict(path);
+    MappedFile map(path);
+    if (map.resident_bytes(0, map.size()) > map.size() / 10) {
+        MESSAGE("SKIPPED: the filesystem under " << dir.path().string() << " ignores posix_fadvise(DONTNEED)");
+        return;
+    }
+    const size_t offset = (1 << 20) + 100, bytes = 1 << 20;  // not page-aligned
+    prefetch_mapped(map.data() + offset, bytes);
+    for (int i = 0; i < 200 && map.resident_bytes(offset, bytes) < bytes; ++i)  // the read is asynchronous
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(map.resident_bytes(offset, bytes) == bytes);
+    CHECK(map.mapped_bytes(0, map.size()) == 0);  // cached, not touched
 }
