@@ -4,7 +4,8 @@
 // Q6_K layers, the Q5_0 / Q8_0 / Q5_1 fallbacks, F32 routers and norms), as
 // spelled out here from its quantizer's rules; plain types refuse rows that do
 // not fit. Big quantized tensors are drawn from a pool of blocks: they must
-// still read back as N(0, sd^2) values with distinct rows.
+// still read back as N(0, sd^2) values with distinct rows. The command
+// (`moelite synth --type q4_k_m`) wires the recipe in the same way.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -181,4 +182,24 @@ TEST_CASE("synth: tensors drawn from the block pool read back as N(0, sd^2) with
         CHECK(not_finite == 0);
         CHECK(same_as_first == 0);
     }
+}
+
+TEST_CASE("moelite synth: --type q4_k_m writes the recipe's types, a chat tokenizer, and refuses unknown types") {
+    TempDir dir;
+    const std::string path = (dir / "demo.gguf").string(), bin = moelite_binary().string();
+    std::string out;
+    REQUIRE(run_command(bin + " synth --preset demo --type q4_k_m --layers 2 -o " + path, &out) == 0);
+    auto f = GgufFile::open(path);
+    CHECK(f->get_u32("general.file_type") == 15);
+    CHECK(f->get_string("tokenizer.ggml.model") == "gpt2");
+    CHECK(!f->get_string("tokenizer.chat_template").empty());
+    CHECK(type_of(*f, "output.weight") == DType::Q6_K);
+    CHECK(type_of(*f, blk(0, "ffn_down")) == DType::Q4_K);
+    CHECK(type_of(*f, blk(1, "ffn_down")) == DType::Q6_K);  // the last eighth of 2 layers
+    CHECK(type_of(*f, blk(1, "attn_v")) == DType::Q6_K);
+    CHECK(type_of(*f, blk(0, "attn_q")) == DType::Q4_K);
+
+    CHECK(run_command(bin + " synth --preset demo --type q3_k_xl -o " + (dir / "x.gguf").string(), &out) == 1);
+    CHECK(out.find("unknown type 'q3_k_xl'") != std::string::npos);
+    CHECK(!std::filesystem::exists(dir / "x.gguf"));
 }
