@@ -1,15 +1,19 @@
 // `moelite chat -m FILE`: an interactive conversation in the terminal.
 //
 // Answers stream as they are generated; an R1 model's thinking is shown
-// dimmed (or hidden with --hide-think) and kept out of the history. A line
-// ending in '\' continues on the next line. Ctrl-C stops the current answer
-// and returns to the prompt; Ctrl-D (or /exit) leaves. Commands: /reset,
+// dimmed (or hidden with --hide-think) and kept out of the history. In a
+// terminal, input is read with the line editor of apps/line_editor.h (raw mode
+// only while reading, so Ctrl-C during an answer is a SIGINT that stops it and
+// returns to the prompt); from a pipe, with plain getline. A line ending in '\'
+// continues on the next line. Ctrl-D (or /exit) leaves. Commands: /reset,
 // /system TEXT, /save FILE, /load FILE, /stats, /help, /exit.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <unistd.h>
@@ -19,6 +23,7 @@
 
 #include "apps/commands.h"
 #include "apps/common.h"
+#include "apps/line_editor.h"
 #include "core/error.h"
 #include "models/chat.h"
 
@@ -36,11 +41,25 @@ const char* kHelp =
     "  /save FILE     save the conversation as JSON\n"
     "  /load FILE     load a conversation saved with /save\n"
     "  /stats         prompt and generation speed of the last answer\n"
-    "  /exit          leave (or Ctrl-D)\n"
+    "  /exit          leave (or Ctrl-D on an empty line)\n"
     "A line ending in '\\' continues on the next line. Ctrl-C stops an answer.\n";
 
-// Reads one message (possibly several lines); false at end of input.
-bool read_message(std::string* out, bool tty) {
+const char* kKeysHelp =
+    "keys:\n"
+    "  Left/Right, Ctrl-B/Ctrl-F          move by character\n"
+    "  Alt-B/Alt-F, Ctrl-Left/Ctrl-Right  move by word\n"
+    "  Home/End, Ctrl-A/Ctrl-E            start / end of the line\n"
+    "  Backspace, Delete, Ctrl-D          delete a character\n"
+    "  Ctrl-W, Alt-Backspace, Alt-D       delete a word (back, back, forward)\n"
+    "  Ctrl-U / Ctrl-K                    delete to the start / end of the line; Ctrl-Y puts it back\n"
+    "  Up/Down, Ctrl-P/Ctrl-N             earlier inputs of this chat\n"
+    "  Alt-Enter                          a new line in the message (a paste keeps its lines too)\n"
+    "  Ctrl-L                             clear the screen\n"
+    "  Ctrl-C                             abandon the line; on an empty line twice: leave\n"
+    "  Ctrl-Z                             suspend (fg to come back)\n";
+
+// Reads one message (possibly several lines) from a pipe or file; false at end of input.
+bool read_message_plain(std::string* out, bool tty) {
     out->clear();
     std::string line;
     bool first = true;
@@ -69,6 +88,40 @@ bool read_message(std::string* out, bool tty) {
     }
 }
 
+// Reads one message with the line editor; false at end of input (Ctrl-D on an
+// empty line, or Ctrl-C twice on an empty line).
+bool read_message_edited(std::string* out, LineEditor& editor) {
+    out->clear();
+    bool interrupted_empty = false;  // the last key was Ctrl-C on an empty line
+    for (;;) {
+        std::fflush(stdout);
+        ReadResult r = editor.read_line(out->empty() ? "> " : "... ");
+        if (r.status == ReadStatus::EndOfInput) {
+            if (out->empty()) return false;
+            std::fputs("\n", stdout);
+            break;  // Ctrl-D after a continued line sends what is there
+        }
+        if (r.status == ReadStatus::Interrupted) {
+            const bool empty = out->empty() && r.text.empty();
+            if (empty && interrupted_empty) return false;
+            if (empty) std::fputs("(Ctrl-C again, Ctrl-D or /exit to leave)\n", stdout);
+            interrupted_empty = empty;
+            out->clear();
+            continue;
+        }
+        interrupted_empty = false;
+        if (!r.text.empty() && r.text.back() == '\\') {
+            r.text.pop_back();
+            *out += r.text + "\n";
+            continue;
+        }
+        *out += r.text;
+        break;
+    }
+    editor.add_history(*out);
+    return true;
+}
+
 int run_chat(int argc, char** argv) {
     cxxopts::Options opts("moelite chat", "Chat with a model in the terminal.");
     add_model_options(opts);
@@ -81,7 +134,7 @@ int run_chat(int argc, char** argv) {
         "h,help", "show this help");
     auto args = opts.parse(argc, argv);
     if (args.count("help")) {
-        std::printf("%s\n%s", opts.help().c_str(), kHelp);
+        std::printf("%s\n%s%s", opts.help().c_str(), kHelp, kKeysHelp);
         return 0;
     }
     LoadedModel lm = load_model(args);
@@ -96,6 +149,8 @@ int run_chat(int argc, char** argv) {
     go.ignore_eos = args.count("ignore-eos") > 0;
     const bool hide_think = args.count("hide-think") > 0;
     const bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    const char* term = std::getenv("TERM");
+    const bool edit = tty && !(term && std::string(term) == "dumb");  // a dumb terminal cannot move the cursor
     const std::string color = args["color"].as<std::string>();
     const bool use_color = color == "always" || (color == "auto" && isatty(STDOUT_FILENO));
     const char* dim = use_color ? "\033[2m" : "";
@@ -112,8 +167,10 @@ int run_chat(int argc, char** argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);  // no SA_RESTART: a blocked read returns
 
+    std::optional<LineEditor> editor;
+    if (edit) editor.emplace(STDIN_FILENO, STDOUT_FILENO);
     std::string message;
-    while (read_message(&message, tty)) {
+    while (editor ? read_message_edited(&message, *editor) : read_message_plain(&message, tty)) {
         if (message.empty()) continue;
         if (message[0] == '/') {
             std::istringstream cmd(message);
@@ -124,6 +181,7 @@ int run_chat(int argc, char** argv) {
                 if (word == "/exit" || word == "/quit") break;
                 if (word == "/help") {
                     std::fputs(kHelp, stdout);
+                    if (editor) std::fputs(kKeysHelp, stdout);
                 } else if (word == "/reset") {
                     chat.reset();
                     std::printf("(conversation cleared)\n");
@@ -133,7 +191,10 @@ int run_chat(int argc, char** argv) {
                     std::printf("(system prompt set; conversation cleared)\n");
                 } else if (word == "/save") {
                     if (rest.empty()) fail("/save needs a file name");
-                    const std::string text = chat.messages().dump(2);
+                    // An answer stopped inside a character, or a model's stray byte tokens, can leave
+                    // invalid UTF-8 in the history: saved as U+FFFD rather than refused.
+                    const std::string text =
+                        chat.messages().dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
                     write_file_atomically(rest, text.data(), text.size());
                     std::printf("(saved %zu messages to %s)\n", chat.messages().size(), rest.c_str());
                 } else if (word == "/load") {

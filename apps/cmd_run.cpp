@@ -2,32 +2,86 @@
 // scripts. The prompt is used as is (BOS added when the model asks), or with
 // --chat rendered through the model's chat template as one user message.
 // Text streams to stdout; --json prints one JSON object at the end instead.
+// --memory reports resident memory against the weight bytes the run read
+// (models/weight_use.h), for bench/moe-rss.sh.
 #include <algorithm>
 #include <cstdio>
-#include <string>
-
 #include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
 
 #include "apps/commands.h"
 #include "apps/common.h"
 #include "core/error.h"
+#include "core/gguf.h"
+#include "core/mmap.h"
+#include "core/process_memory.h"
 #include "models/chat.h"
 #include "models/generate.h"
+#include "models/weight_use.h"
 
 namespace moelite::app {
 namespace {
+
+struct MemoryReport {
+    WeightUse use;
+    ProcessMemory process;
+    size_t file_cached = 0;  // bytes of the model file in the page cache
+};
+
+MemoryReport memory_report(const Model& model, const Session& session) {
+    MemoryReport m;
+    m.use = weight_use(model, session.expert_stats(), session.tokens());
+    m.process = process_memory();
+    if (const MappedFile* map = model.file().mapping()) m.file_cached = map->resident_bytes(0, map->size());
+    return m;
+}
+
+nlohmann::json memory_json(const MemoryReport& m) {
+    return {{"file_bytes", m.use.file_bytes},
+            {"weight_bytes", m.use.weight_bytes},
+            {"touched_bytes", m.use.touched_bytes()},
+            {"dense_bytes", m.use.dense_bytes},
+            {"embedding_bytes", m.use.embedding_bytes},
+            {"expert_bytes", m.use.expert_bytes},
+            {"experts_chosen", m.use.experts_chosen},
+            {"experts_total", m.use.experts_total},
+            {"file_cached_bytes", m.file_cached},
+            {"vm_hwm", m.process.vm_hwm},
+            {"vm_rss", m.process.vm_rss},
+            {"rss_anon", m.process.rss_anon},
+            {"rss_file", m.process.rss_file}};
+}
+
+void print_memory(const MemoryReport& m) {
+    auto mib = [](auto bytes) { return double(bytes) / (1024.0 * 1024.0); };
+    const WeightUse& u = m.use;
+    std::fprintf(stderr,
+                 "memory: file %.1f MiB, weights %.1f MiB; read %.1f MiB (dense %.1f, embedding rows %.1f, "
+                 "experts %.1f: %lld of %lld chosen)\n",
+                 mib(u.file_bytes), mib(u.weight_bytes), mib(u.touched_bytes()), mib(u.dense_bytes),
+                 mib(u.embedding_bytes), mib(u.expert_bytes), (long long)u.experts_chosen, (long long)u.experts_total);
+    std::fprintf(stderr,
+                 "memory: resident peak %.1f MiB, now %.1f MiB (file-backed %.1f, anonymous %.1f); "
+                 "page cache holds %.1f MiB of the file\n",
+                 mib(m.process.vm_hwm), mib(m.process.vm_rss), mib(m.process.rss_file), mib(m.process.rss_anon),
+                 mib(m.file_cached));
+}
 
 int run_run(int argc, char** argv) {
     cxxopts::Options opts("moelite run", "Generate text from a prompt, once.");
     add_model_options(opts);
     add_sampling_options(opts);
     opts.add_options()("p,prompt", "the prompt", cxxopts::value<std::string>())(
-        "n,n-predict", "tokens to generate (-1: until the context is full)", cxxopts::value<int64_t>()->default_value("256"))(
+        "n,n-predict", "tokens to generate (-1: until the context is full)",
+        cxxopts::value<int64_t>()->default_value("256"))(
         "chat", "render the prompt as a user message with the model's chat template")(
         "ignore-eos", "keep generating past end-of-generation tokens")(
         "system", "system prompt (with --chat)", cxxopts::value<std::string>()->default_value(""))(
         "expert-stats", "print how often each expert of each MoE layer was chosen")(
+        "memory", "print resident memory against the weight bytes the run read")(
+        "mmap-random", "advise random access on the model file (no read-ahead around page faults)")(
         "json", "print one JSON object with the text, tokens and timings")("h,help", "show this help");
     auto args = opts.parse(argc, argv);
     if (args.count("help")) {
@@ -36,6 +90,8 @@ int run_run(int argc, char** argv) {
     }
     if (!args.count("prompt")) fail("-p/--prompt is required");
     LoadedModel lm = load_model(args);
+    const MappedFile* mapping = lm.model->file().mapping();
+    if (args.count("mmap-random") && mapping) mapping->advise_random(0, mapping->size());
     const Tokenizer* tok = lm.model->tokenizer();
     if (!tok) fail("%s has no tokenizer: use 'moelite logits' with token ids", lm.model->path().c_str());
     Session session(lm.model, *lm.cpu, session_options(args, *lm.model));
@@ -74,6 +130,8 @@ int run_run(int argc, char** argv) {
     const ExpertStats& es = session.expert_stats();
     const bool expert_stats = args.count("expert-stats") > 0 && es.n_expert() > 0;
     if (args.count("expert-stats") && es.n_expert() == 0) fail("%s has no experts", lm.model->path().c_str());
+    std::optional<MemoryReport> memory;
+    if (args.count("memory")) memory = memory_report(*lm.model, session);
     if (json) {
         nlohmann::json out = {{"text", r.text},
                               {"answer", answer},
@@ -93,6 +151,7 @@ int run_run(int argc, char** argv) {
             }
             out["expert_counts"] = layers;
         }
+        if (memory) out["memory"] = memory_json(*memory);
         std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
         std::printf("\n");
@@ -104,12 +163,16 @@ int run_run(int argc, char** argv) {
                 for (int64_t e = 0; e < es.n_expert(); ++e)
                     if (es.count(l, e)) order.push_back({es.count(l, e), e});
                 if (order.empty()) continue;
-                std::sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+                std::sort(order.begin(), order.end(), [](auto& a, auto& b) {
+                    return a.first > b.first || (a.first == b.first && a.second < b.second);
+                });
                 std::fprintf(stderr, "  %3lld:", (long long)l);
-                for (const auto& [c, e] : order) std::fprintf(stderr, " %lldx%llu", (long long)e, (unsigned long long)c);
+                for (const auto& [c, e] : order)
+                    std::fprintf(stderr, " %lldx%llu", (long long)e, (unsigned long long)c);
                 std::fprintf(stderr, "  (%zu of %lld used)\n", order.size(), (long long)es.n_expert());
             }
         }
+        if (memory) print_memory(*memory);
     }
     return 0;
 }

@@ -6,8 +6,9 @@
 //
 // Without --config, a tokenizer_config.json next to tokenizer.json is used if
 // present. Output: one "id -> 'piece'" line per token, or with --json one
-// object {"ids": [...], "pieces": [...]}. --decode reads ids (separated by
-// spaces or commas) and writes the decoded bytes exactly as they are.
+// line holding a JSON array of the ids. --decode reads ids (separated by
+// spaces, commas, or as a JSON array) and writes the decoded bytes exactly as
+// they are (with --json: {"text": ...}).
 #include <cstdio>
 #include <cxxopts.hpp>
 #include <filesystem>
@@ -102,7 +103,7 @@ int run_tokenize(int argc, char** argv) {
         ("bos", "prepend BOS")
         ("no-special", "treat special tokens written in the text as plain text")
         ("decode", "the input is token ids: print the text they decode to")
-        ("json", "print JSON")
+        ("json", "print the ids as one line, a JSON array (with --decode: {\"text\": ...})")
         ("text", "the input", cxxopts::value<std::string>())
         ("h,help", "show this help");
     // clang-format on
@@ -112,8 +113,7 @@ int run_tokenize(int argc, char** argv) {
         std::printf("%s\n", options.help().c_str());
         return 0;
     }
-    if (args.count("model") == args.count("tokenizer"))
-        fail("give either -m FILE.gguf or --tokenizer tokenizer.json");
+    if (args.count("model") == args.count("tokenizer")) fail("give either -m FILE.gguf or --tokenizer tokenizer.json");
     if (args.count("text") == args.count("file")) fail("give either TEXT or --file F");
 
     std::optional<Tokenizer> loaded;
@@ -149,14 +149,30 @@ int run_tokenize(int argc, char** argv) {
         return 0;
     }
     const std::vector<int32_t> ids = tokenizer.encode(input, args.count("bos") > 0, args.count("no-special") == 0);
+    // Built in one buffer and written at once: a long document's millions of
+    // ids would otherwise spend far longer in printf than in the tokenizer.
+    std::string out;
     if (as_json) {
-        nlohmann::json pieces = nlohmann::json::array();
-        for (int32_t id : ids) pieces.push_back(tokenizer.token_to_piece(id));
-        const nlohmann::json out{{"ids", ids}, {"pieces", pieces}};
-        std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        // One line, a JSON array of the ids.
+        out.reserve(ids.size() * 7 + 3);
+        out += '[';
+        for (size_t i = 0; i < ids.size(); ++i) {
+            if (i) out += ',';
+            out += std::to_string(ids[i]);
+        }
+        out += "]\n";
     } else {
-        for (int32_t id : ids) std::printf("%6d -> '%s'\n", id, escaped(tokenizer.token_to_piece(id)).c_str());
+        out.reserve(ids.size() * 20);
+        char num[16];
+        for (int32_t id : ids) {
+            std::snprintf(num, sizeof num, "%6d", id);
+            out += num;
+            out += " -> '";
+            out += escaped(tokenizer.token_to_piece(id));
+            out += "'\n";
+        }
     }
+    std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;
 }
 

@@ -1,11 +1,13 @@
 #include "apps/common.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <unistd.h>
 
 #include "core/error.h"
+#include "models/gguf_meta.h"
 
 namespace moelite::app {
 
@@ -46,9 +48,9 @@ void add_sampling_options(cxxopts::Options& opts) {
     opts.add_options("sampling")("temp", "temperature (0: greedy)", cxxopts::value<float>())(
         "top-k", "top-k (0: off)", cxxopts::value<int>())("top-p", "top-p (1: off)", cxxopts::value<float>())(
         "min-p", "min-p (0: off)", cxxopts::value<float>())("repeat-penalty", "repetition penalty (1: off)",
-                                                             cxxopts::value<float>())(
-        "presence-penalty", "presence penalty", cxxopts::value<float>())(
-        "frequency-penalty", "frequency penalty", cxxopts::value<float>())(
+                                                            cxxopts::value<float>())(
+        "presence-penalty", "presence penalty", cxxopts::value<float>())("frequency-penalty", "frequency penalty",
+                                                                         cxxopts::value<float>())(
         "repeat-last-n", "tokens the penalties look back over", cxxopts::value<int>())(
         "seed", "random seed (same seed, same text)", cxxopts::value<uint64_t>());
 }
@@ -57,6 +59,8 @@ SamplerParams sampling_params(const cxxopts::ParseResult& args, const Model& mod
     const bool r1 = model.chat_template().find("<think>") != std::string::npos ||
                     model.file().opt_string("general.name").value_or("").find("R1") != std::string::npos;
     SamplerParams p = r1 ? SamplerParams::deepseek_r1() : SamplerParams();
+    // The file's recommended settings (general.sampling.*) over the defaults, the flags over both.
+    apply_sampling_metadata(model.file(), context_length(model, session_options(args, model)), &p);
     if (args.count("temp")) p.temperature = args["temp"].as<float>();
     if (args.count("top-k")) p.top_k = args["top-k"].as<int>();
     if (args.count("top-p")) p.top_p = args["top-p"].as<float>();

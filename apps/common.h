@@ -27,8 +27,10 @@ SessionOptions session_options(const cxxopts::ParseResult& args, const Model& mo
 // Sampling flags: --temp, --top-k, --top-p, --min-p, --repeat-penalty,
 // --presence-penalty, --frequency-penalty, --repeat-last-n, --seed.
 void add_sampling_options(cxxopts::Options& opts);
-// The flags' values on top of the model's defaults: DeepSeek's recommended
-// settings for R1 models (templates that think), llama.cpp-like otherwise.
+// The flags' values on top of the file's recommended settings
+// (general.sampling.*, see models/gguf_meta.h) on top of the defaults:
+// DeepSeek's recommended settings for R1 models (templates that think),
+// llama.cpp-like otherwise.
 SamplerParams sampling_params(const cxxopts::ParseResult& args, const Model& model);
 
 // Writes `bytes` to path through a temporary file and a rename.

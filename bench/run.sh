@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: benchmark models with the exact shapes of R1-Distill-Qwen-1.5B
-# (Q4_0, all-Q4_K, Q8_0) and of DeepSeek-V2-Lite cut to 8 layers (all-Q4_K),
+# (Q4_0, Q4_K_M, Q8_0) and of DeepSeek-V2-Lite cut to 8 layers (Q4_K_M),
 # random weights, each through `moelite bench`. The files are generated once
 # and cached in BUILD/bench (see bench/models.sh).
 #

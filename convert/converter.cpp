@@ -11,6 +11,7 @@
 #include <memory>
 #include <thread>
 
+#include "convert/generation_config.h"
 #include "convert/hf_config.h"
 #include "convert/tensor_map.h"
 #include "convert/tensor_source.h"
@@ -303,6 +304,10 @@ ConvertReport convert_checkpoint(const std::string& hf_dir, const std::string& o
     extras.yarn_beta_slow = config.yarn_beta_slow;
     for (GgufKV& kv : model_metadata(config.hp, extras))
         writer.add(std::move(kv.key), std::move(kv.value));
+    std::vector<std::string> sampling_notes;
+    for (GgufKV& kv : sampling_metadata_of_dir(hf_dir, &sampling_notes))
+        writer.add(std::move(kv.key), std::move(kv.value));
+    for (std::string& n : sampling_notes) note(report, std::move(n));
     if (has_tokenizer) {
         write_tokenizer_metadata(writer, tokenizer);
     } else {

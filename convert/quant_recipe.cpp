@@ -149,6 +149,10 @@ RecipeOverride recipe_override(std::string_view spec) {
     return o;
 }
 
+RecipeModel recipe_model(const HParams& hp) {
+    return RecipeModel{hp.arch, hp.n_layer, hp.n_head, hp.n_head_kv, hp.tied_embeddings};
+}
+
 bool tensor_is_quantizable(std::string_view name, int n_dims) {
     if (n_dims < 2) return false;
     if (!ends_with(name, ".weight")) return false;

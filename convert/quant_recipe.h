@@ -78,6 +78,9 @@ struct RecipeModel {
     bool tied_embeddings = false;  // no output.weight: token_embd plays its part
 };
 
+// The recipe's view of a model of shape `hp` (synthetic models, tests).
+RecipeModel recipe_model(const HParams& hp);
+
 struct TypeChoice {
     DType type;
     std::string note;  // non-empty when a fallback or override changed the type

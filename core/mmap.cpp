@@ -1,12 +1,14 @@
 #include "core/mmap.h"
 
-#include <cerrno>
-#include <algorithm>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
 
 #include "core/error.h"
 
@@ -58,8 +60,77 @@ void MappedFile::advise_dontneed(size_t offset, size_t bytes) const {
     ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_DONTNEED);
 }
 
+void MappedFile::advise_random(size_t offset, size_t bytes) const {
+    if (!data_ || offset >= size_ || bytes == 0) return;
+    const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+    const size_t start = offset / page * page;
+    const size_t end = std::min(size_, offset + bytes);
+    ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_RANDOM);
+}
+
+size_t MappedFile::resident_bytes(size_t offset, size_t bytes) const {
+    if (!data_ || offset >= size_ || bytes == 0) return 0;
+    const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+    const size_t start = offset / page * page;
+    const size_t end = std::min(size_, offset + bytes);
+    std::vector<unsigned char> in_core((end - start + page - 1) / page);
+    if (::mincore(const_cast<uint8_t*>(data_) + start, end - start, in_core.data()) != 0)
+        fail("%s: mincore failed: %s", path_.c_str(), std::strerror(errno));
+    size_t resident = 0;
+    for (size_t i = 0; i < in_core.size(); ++i) {
+        if (!(in_core[i] & 1)) continue;
+        // Count only the part of each page inside [offset, end).
+        const size_t lo = std::max(offset, start + i * page), hi = std::min(end, start + (i + 1) * page);
+        resident += hi - lo;
+    }
+    return resident;
+}
+
+size_t MappedFile::mapped_bytes(size_t offset, size_t bytes) const {
+    if (!data_ || offset >= size_ || bytes == 0) return 0;
+    const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+    const size_t end = std::min(size_, offset + bytes);
+    const uintptr_t first = (uintptr_t(data_) + offset) / page, last = (uintptr_t(data_) + end - 1) / page;
+    std::vector<uint64_t> entries(last - first + 1);
+    const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("/proc/self/pagemap: cannot open: %s", std::strerror(errno));
+    const size_t want = entries.size() * sizeof(uint64_t);
+    const ssize_t got = ::pread(fd, entries.data(), want, off_t(first * sizeof(uint64_t)));
+    ::close(fd);
+    if (got != ssize_t(want)) fail("/proc/self/pagemap: short read");
+    size_t mapped = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+        if (!(entries[i] >> 63)) continue;  // bit 63: page present
+        const uintptr_t page_start = (first + i) * page - uintptr_t(data_);
+        const size_t lo = std::max(offset, size_t(page_start)), hi = std::min(end, size_t(page_start + page));
+        mapped += hi - lo;
+    }
+    return mapped;
+}
+
 void MappedFile::advise_sequential() const {
     if (data_) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_SEQUENTIAL);
+}
+
+void prefetch_mapped(const void* ptr, size_t bytes) {
+    if (!ptr || bytes == 0) return;
+    const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    const uintptr_t start = uintptr_t(ptr) / page * page;
+    ::madvise(reinterpret_cast<void*>(start), uintptr_t(ptr) + bytes - start, MADV_WILLNEED);
+}
+
+void page_cache_evict(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("%s: cannot open: %s", path.c_str(), std::strerror(errno));
+    ::fdatasync(fd);  // dirty pages cannot be dropped: write a freshly written file back first
+    const int rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // returns the error, not -1
+    ::close(fd);
+    if (rc != 0) fail("%s: cannot drop from the page cache: %s", path.c_str(), std::strerror(rc));
+}
+
+size_t page_cache_resident(const std::string& path) {
+    MappedFile map(path);
+    return map.resident_bytes(0, map.size());
 }
 
 }  // namespace moelite

@@ -1,8 +1,10 @@
 #include "models/gguf_meta.h"
 
+#include <cmath>
 #include <cstdint>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace moelite {
 
@@ -109,7 +111,6 @@ std::vector<GgufKV> model_metadata(const HParams& hp, const ModelMetadataExtras&
     return kv.take();
 }
 
-
 void write_tokenizer_metadata(GgufWriter& w, const TokenizerMetadata& t) {
     w.add("tokenizer.ggml.model", t.model);
     if (!t.pre.empty()) w.add("tokenizer.ggml.pre", t.pre);
@@ -126,6 +127,52 @@ void write_tokenizer_metadata(GgufWriter& w, const TokenizerMetadata& t) {
     if (t.add_bos) w.add("tokenizer.ggml.add_bos_token", *t.add_bos);
     if (t.add_eos) w.add("tokenizer.ggml.add_eos_token", *t.add_eos);
     if (!t.chat_template.empty()) w.add("tokenizer.chat_template", t.chat_template);
+}
+
+namespace {
+
+// A numeric metadata value as a double, whatever its GGUF number type.
+std::optional<double> number_of(const GgufValue& v) {
+    return v.visit([](const auto& x) -> std::optional<double> {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_arithmetic_v<T>) return double(x);
+        return std::nullopt;
+    });
+}
+
+}  // namespace
+
+std::vector<std::string> apply_sampling_metadata(const GgufFile& file, int64_t n_ctx, SamplerParams* p) {
+    std::vector<std::string> applied;
+    // ok(v): whether v is in range; set(v): stores it.
+    auto take = [&](const char* key, auto ok, auto set) {
+        const GgufValue* v = file.find(key);
+        if (!v) return;
+        const std::optional<double> x = number_of(*v);
+        if (!x || !std::isfinite(*x) || !ok(*x)) {
+            MOELITE_LOG_WARN("%s: %s is not a usable number; ignored", file.path().c_str(), key);
+            return;
+        }
+        set(*x);
+        applied.emplace_back(key);
+    };
+    auto integral = [](double x) { return x == std::floor(x) && std::fabs(x) < 2e9; };
+    take(
+        sampling_key::kTemp, [](double x) { return x >= 0.0; }, [&](double x) { p->temperature = float(x); });
+    take(
+        sampling_key::kTopK, [&](double x) { return integral(x) && x >= 0.0; },
+        [&](double x) { p->top_k = int32_t(x); });
+    take(
+        sampling_key::kTopP, [](double x) { return x > 0.0 && x <= 1.0; }, [&](double x) { p->top_p = float(x); });
+    take(
+        sampling_key::kMinP, [](double x) { return x >= 0.0 && x <= 1.0; }, [&](double x) { p->min_p = float(x); });
+    take(
+        sampling_key::kPenaltyRepeat, [](double x) { return x > 0.0; },
+        [&](double x) { p->repeat_penalty = float(x); });
+    take(
+        sampling_key::kPenaltyLastN, [&](double x) { return integral(x) && x >= -1.0; },
+        [&](double x) { p->penalty_last_n = x < 0 ? int32_t(std::min<int64_t>(n_ctx, INT32_MAX)) : int32_t(x); });
+    return applied;
 }
 
 }  // namespace moelite

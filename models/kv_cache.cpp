@@ -13,6 +13,7 @@ KvCache::KvCache(const std::vector<KvLayerShape>& layers, int64_t n_ctx, DType t
     if (n_ctx <= 0) fail("context length must be positive");
     const size_t align = backend.alignment();
     size_t total = 0;
+    std::vector<size_t> offsets;  // each tensor's offset in the buffer, in tensors_ order
     auto add = [&](int64_t width, int64_t heads, const std::string& name) -> Tensor* {
         if (width % dtype_block_size(type) != 0)
             fail("cache type %s needs rows that are a multiple of %lld elements, and this model has %lld",
@@ -21,7 +22,7 @@ KvCache::KvCache(const std::vector<KvLayerShape>& layers, int64_t n_ctx, DType t
         const int64_t ne[3] = {width, n_ctx, heads};
         tensor_set_shape(t, type, ne, 3);
         t.name = name;
-        t.view_offset = total;  // provisional: the tensor's offset in the buffer
+        offsets.push_back(total);
         total += (t.nbytes() + align - 1) / align * align;
         return &t;
     };
@@ -32,9 +33,9 @@ KvCache::KvCache(const std::vector<KvLayerShape>& layers, int64_t n_ctx, DType t
     }
     buffer_ = backend.alloc_buffer(total);
     MOELITE_ASSERT(buffer_ != nullptr);
+    size_t i = 0;
     for (Tensor& t : tensors_) {
-        t.data = static_cast<char*>(buffer_->base()) + t.view_offset;
-        t.view_offset = 0;
+        t.data = static_cast<char*>(buffer_->base()) + offsets[i++];
         t.buffer = buffer_.get();
     }
     clear();

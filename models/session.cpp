@@ -6,14 +6,10 @@
 #include "models/forward.h"
 
 namespace moelite {
-namespace {
-
 int64_t context_length(const Model& m, const SessionOptions& o) {
     if (o.n_ctx > 0) return o.n_ctx;
     return std::min<int64_t>(m.hparams().n_ctx_train > 0 ? m.hparams().n_ctx_train : 4096, 4096);
 }
-
-}  // namespace
 
 Session::Session(std::shared_ptr<const Model> model, Backend& host, const SessionOptions& options)
     : model_(std::move(model)),
@@ -42,7 +38,9 @@ void ExpertStats::record(int64_t layer, const int32_t* ids, int64_t n, int64_t s
     }
 }
 
-void ExpertStats::clear() { resize(n_layer_, n_expert_); }
+void ExpertStats::clear() {
+    resize(n_layer_, n_expert_);
+}
 
 void Session::reset() {
     n_past_ = 0;
@@ -60,8 +58,8 @@ void Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vector
     const int64_t n = int64_t(tokens.size());
     if (n == 0) fail("nothing to evaluate");
     if (n_past_ + n > cache_.n_ctx())
-        fail("context full: %lld tokens in the context plus %lld new exceed its %lld", (long long)n_past_,
-             (long long)n, (long long)cache_.n_ctx());
+        fail("context full: %lld tokens in the context plus %lld new exceed its %lld", (long long)n_past_, (long long)n,
+             (long long)cache_.n_ctx());
     const int64_t n_vocab = model_->hparams().n_vocab;
     for (int32_t t : tokens)
         if (t < 0 || t >= n_vocab) fail("token id %d is outside the vocabulary (%lld)", t, (long long)n_vocab);
@@ -72,7 +70,9 @@ void Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vector
         const int64_t chunk = std::min(options_.n_batch, n - done);
         const bool last_chunk = done + chunk == n;
         float* out = nullptr;
-        if (logits) out = all_logits ? logits->data() + size_t(done) * size_t(n_vocab) : (last_chunk ? logits->data() : nullptr);
+        if (logits)
+            out =
+                all_logits ? logits->data() + size_t(done) * size_t(n_vocab) : (last_chunk ? logits->data() : nullptr);
         eval_batch(tokens.data() + done, chunk, all_logits, out);
         done += chunk;
     }

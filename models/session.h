@@ -23,15 +23,19 @@
 namespace moelite {
 
 struct SessionOptions {
-    int64_t n_ctx = 0;         // 0: the model's training context, capped at 4096
-    int64_t n_batch = 512;     // prompt tokens per forward pass
+    int64_t n_ctx = 0;      // 0: the model's training context, capped at 4096
+    int64_t n_batch = 512;  // prompt tokens per forward pass
     DType cache_type = DType::F16;
 };
+
+// The context length a session of `m` with `o` gets (o.n_ctx, or the model's
+// training context capped at 4096).
+int64_t context_length(const Model& m, const SessionOptions& o);
 
 // How often and how recently each expert of each MoE layer was chosen: what
 // the offloading manager places experts by. Counted on every forward pass.
 class ExpertStats {
-public:
+  public:
     void resize(int64_t n_layer, int64_t n_expert);
     void record(int64_t layer, const int32_t* ids, int64_t n, int64_t step);
     int64_t n_layer() const { return n_layer_; }
@@ -41,21 +45,21 @@ public:
     int64_t last_used(int64_t layer, int64_t expert) const { return last_[size_t(layer * n_expert_ + expert)]; }
     void clear();
 
-private:
+  private:
     int64_t n_layer_ = 0, n_expert_ = 0;
     std::vector<uint64_t> counts_;
     std::vector<int64_t> last_;
 };
 
 struct SessionStats {
-    int64_t prompt_tokens = 0;   // tokens evaluated in batches of more than one
+    int64_t prompt_tokens = 0;  // tokens evaluated in batches of more than one
     double prompt_seconds = 0;
-    int64_t decode_tokens = 0;   // tokens evaluated one at a time
+    int64_t decode_tokens = 0;  // tokens evaluated one at a time
     double decode_seconds = 0;
 };
 
 class Session {
-public:
+  public:
     // `host` is the backend everything runs on for now (the CPU backend).
     Session(std::shared_ptr<const Model> model, Backend& host, const SessionOptions& options = {});
 
@@ -80,7 +84,7 @@ public:
     // Drops everything after the first n tokens (n <= n_past()).
     void truncate(int64_t n);
 
-private:
+  private:
     void eval_batch(const int32_t* tokens, int64_t n, bool all_logits, float* logits_out);
 
     std::shared_ptr<const Model> model_;

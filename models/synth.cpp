@@ -1,6 +1,8 @@
 #include "models/synth.h"
 
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <vector>
 
 #include "core/error.h"
@@ -38,47 +40,95 @@ uint64_t hash_name(const std::string& s, uint64_t seed) {
 // llama.cpp's general.file_type for a file whose big tensors are all `type`.
 uint32_t llama_file_type(DType type) {
     switch (type) {
-        case DType::F32: return 0;
-        case DType::F16: return 1;
-        case DType::Q4_0: return 2;
-        case DType::Q4_1: return 3;
-        case DType::Q8_0: return 7;
-        case DType::Q5_0: return 8;
-        case DType::Q5_1: return 9;
-        case DType::Q2_K: return 10;
-        case DType::Q3_K: return 11;  // Q3_K_S
-        case DType::Q4_K: return 14;  // Q4_K_S
-        case DType::Q5_K: return 16;  // Q5_K_S
-        case DType::Q6_K: return 18;
-        case DType::BF16: return 32;
-        default: return 0;
+        case DType::F32:
+            return 0;
+        case DType::F16:
+            return 1;
+        case DType::Q4_0:
+            return 2;
+        case DType::Q4_1:
+            return 3;
+        case DType::Q8_0:
+            return 7;
+        case DType::Q5_0:
+            return 8;
+        case DType::Q5_1:
+            return 9;
+        case DType::Q2_K:
+            return 10;
+        case DType::Q3_K:
+            return 11;  // Q3_K_S
+        case DType::Q4_K:
+            return 14;  // Q4_K_S
+        case DType::Q5_K:
+            return 16;  // Q5_K_S
+        case DType::Q6_K:
+            return 18;
+        case DType::BF16:
+            return 32;
+        default:
+            return 0;
     }
 }
 
-DType type_for(const TensorSpec& spec, const SynthOptions& o) {
-    if (spec.shape.size() == 1) return DType::F32;  // norms, biases: always F32, as llama.cpp writes them
-    DType t = o.type;
-    if (spec.role == TensorRole::TokenEmbd && o.embed_type) t = *o.embed_type;
-    if (spec.role == TensorRole::Output && o.output_type) t = *o.output_type;
-    if (spec.role == TensorRole::FfnGateInp) t = DType::F32;  // the router stays exact
-    if (spec.shape[0] % dtype_block_size(t) != 0) t = DType::F16;
-    return t;
+// Without a type function: `type` for 2-D weights, F32 for norms and biases
+// (as llama.cpp writes them) and for the MoE router (kept exact).
+DType plain_type(const TensorSpec& spec, const SynthOptions& o) {
+    if (spec.shape.size() == 1 || spec.role == TensorRole::FfnGateInp) return DType::F32;
+    return o.type;
 }
+
+bool is_norm(const TensorSpec& s) {
+    return s.shape.size() == 1 && s.role != TensorRole::AttnQBias && s.role != TensorRole::AttnKBias &&
+           s.role != TensorRole::AttnVBias && s.role != TensorRole::FfnExpProbsB;
+}
+
+float std_dev(const TensorSpec& s) {
+    if (s.role == TensorRole::TokenEmbd) return 1.0f;
+    return s.shape.size() == 1 ? 0.1f : 1.0f / std::sqrt(float(s.shape[0]));
+}
+
+// Pools of quantized blocks, one per (type, standard deviation): see
+// synth_write_model in the header.
+class BlockPools {
+  public:
+    explicit BlockPools(uint64_t seed) : seed_(seed) {}
+
+    const std::vector<uint8_t>& get(DType type, float sd) {
+        uint32_t sd_bits;
+        std::memcpy(&sd_bits, &sd, sizeof sd_bits);
+        const uint64_t key = uint64_t(type) << 32 | sd_bits;
+        auto it = pools_.find(key);
+        if (it != pools_.end()) return it->second;
+        const int64_t n = synth_pool_blocks * dtype_block_size(type);
+        std::vector<float> values(static_cast<size_t>(n));
+        Rng rng{hash_name("pool", seed_ ^ key)};
+        for (auto& x : values) x = sd * rng.normal();
+        std::vector<uint8_t> blocks(dtype_row_bytes(type, n));
+        quant_traits(type)->from_float(values.data(), blocks.data(), n);
+        return pools_.emplace(key, std::move(blocks)).first->second;
+    }
+
+  private:
+    uint64_t seed_;
+    std::map<uint64_t, std::vector<uint8_t>> pools_;
+};
 
 }  // namespace
 
 void synth_write_model(const std::string& path, const HParams& hp, const SynthOptions& o) {
-    if (!quant_traits(o.type)) fail("synth: type %s cannot be written", dtype_name(o.type));
+    if (!o.tensor_type && !quant_traits(o.type)) fail("synth: type %s cannot be written", dtype_name(o.type));
     std::vector<TensorSpec> specs = arch_tensor_specs(hp);
     GgufWriter w(path);
     ModelMetadataExtras extras;
     extras.name = o.name;
-    extras.file_type = llama_file_type(o.type);
+    extras.file_type = o.file_type.value_or(llama_file_type(o.type));
     extras.vocab_less = !o.tokenizer;
     for (GgufKV& kv : model_metadata(hp, extras)) w.add(std::move(kv.key), std::move(kv.value));
     w.add("moelite.synthetic", true);  // random weights: front ends say so
     if (o.tokenizer) {
-        if (int64_t(o.tokenizer->tokens.size()) > hp.n_vocab) fail("synth: the tokenizer is larger than the vocabulary");
+        if (int64_t(o.tokenizer->tokens.size()) > hp.n_vocab)
+            fail("synth: the tokenizer is larger than the vocabulary");
         // The token list covers every logit ([PADn] fillers), as llama.cpp expects.
         write_tokenizer_metadata(w, Tokenizer::from_metadata(*o.tokenizer, path).to_metadata(size_t(hp.n_vocab)));
     } else {
@@ -94,29 +144,45 @@ void synth_write_model(const std::string& path, const HParams& hp, const SynthOp
                                      (s.role == TensorRole::FfnExpProbsB && hp.expert_gating == ExpertGating::Sigmoid);
         if (s.need == TensorNeed::Optional && !wanted_optional) continue;
         if (s.role == TensorRole::Output && hp.tied_embeddings) continue;
+        const DType t = o.tensor_type ? o.tensor_type(s.name, s.shape) : plain_type(s, o);
+        if (!quant_traits(t) || !quant_traits(t)->from_float)
+            fail("synth: %s: type %s cannot be written", s.name.c_str(), dtype_name(t));
+        if (s.shape[0] % dtype_block_size(t) != 0)
+            fail("synth: %s: rows of %lld do not fit %s's blocks of %lld", s.name.c_str(), (long long)s.shape[0],
+                 dtype_name(t), (long long)dtype_block_size(t));
         kept.push_back(s);
-        types.push_back(type_for(s, o));
-        w.add_tensor(s.name, types.back(), s.shape);
+        types.push_back(t);
+        w.add_tensor(s.name, t, s.shape);
     }
+    BlockPools pools(o.seed);
     std::vector<float> row;
     std::vector<uint8_t> packed;
     for (size_t i = 0; i < kept.size(); ++i) {
         const TensorSpec& s = kept[i];
-        const QuantTraits* q = quant_traits(types[i]);
+        const DType type = types[i];
         const int64_t n0 = s.shape[0];
         int64_t rows = 1;
         for (size_t d = 1; d < s.shape.size(); ++d) rows *= s.shape[d];
-        const bool is_norm = s.shape.size() == 1 && s.role != TensorRole::AttnQBias &&
-                             s.role != TensorRole::AttnKBias && s.role != TensorRole::AttnVBias &&
-                             s.role != TensorRole::FfnExpProbsB;
-        const float sd = s.role == TensorRole::TokenEmbd ? 1.0f : (s.shape.size() == 1 ? 0.1f : 1.0f / std::sqrt(float(n0)));
+        const float sd = std_dev(s);
+        const bool norm = is_norm(s);
+        const int64_t row_blocks = n0 / dtype_block_size(type);
+        const bool pooled = dtype_block_size(type) > 1 && !norm && row_blocks * rows > synth_pool_blocks;
+        const std::vector<uint8_t>* pool = pooled ? &pools.get(type, sd) : nullptr;
+        const size_t block_bytes = dtype_block_bytes(type);
         row.resize(size_t(n0));
-        packed.resize(dtype_row_bytes(types[i], n0));
+        packed.resize(dtype_row_bytes(type, n0));
         const uint64_t base = hash_name(s.name, o.seed);
         for (int64_t r = 0; r < rows; ++r) {
             Rng rng{base + uint64_t(r) * 0x2545f4914f6cdd1dull};
-            for (auto& x : row) x = is_norm ? 1.0f + 0.1f * rng.normal() : sd * rng.normal();
-            q->from_float(row.data(), packed.data(), n0);
+            if (pool) {
+                for (int64_t b = 0; b < row_blocks; ++b)
+                    std::memcpy(packed.data() + size_t(b) * block_bytes,
+                                pool->data() + size_t(rng.next() % uint64_t(synth_pool_blocks)) * block_bytes,
+                                block_bytes);
+            } else {
+                for (auto& x : row) x = norm ? 1.0f + 0.1f * rng.normal() : sd * rng.normal();
+                quant_traits(type)->from_float(row.data(), packed.data(), n0);
+            }
             w.append_tensor_data(packed.data(), packed.size());
         }
     }
@@ -208,7 +274,9 @@ std::optional<HParams> synth_preset(const std::string& name) {
     return std::nullopt;
 }
 
-std::string synth_preset_names() { return "demo, r1-qwen-1.5b, r1-qwen-7b, r1-llama-8b, deepseek-v2-lite, deepseek-v3"; }
+std::string synth_preset_names() {
+    return "demo, r1-qwen-1.5b, r1-qwen-7b, r1-llama-8b, deepseek-v2-lite, deepseek-v3";
+}
 
 }  // namespace moelite
 
@@ -234,9 +302,7 @@ TokenizerMetadata synth_demo_tokenizer() {
         t.tokens.push_back(s);
         t.token_types.push_back(1);
     }
-    for (const char* special : {"<｜begin▁of▁sentence｜>",
-                                "<｜end▁of▁sentence｜>",
-                                "<｜User｜>", "<｜Assistant｜>"}) {
+    for (const char* special : {"<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"}) {
         t.tokens.push_back(special);
         t.token_types.push_back(3);  // control
     }

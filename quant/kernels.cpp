@@ -12,10 +12,11 @@
 // reference declares; anything else is an inconsistency of our own code. Tile
 // kernels (gemm) follow the same rules; the scalar table has none, and
 // gemm_tiles() loops over vec_dot where a table has none.
+#include "quant/kernels.h"
+
 #include <array>
 
 #include "core/error.h"
-#include "quant/kernels.h"
 #include "quant/kernels_isa.h"
 
 namespace moelite {
@@ -28,15 +29,21 @@ DType simd_vec_dot_type(DType weight) {
     switch (weight) {
         case DType::Q4_0:
         case DType::Q5_0:
-        case DType::Q8_0: return DType::Q8_0;
+        case DType::Q8_0:
+            return DType::Q8_0;
         case DType::Q4_1:
-        case DType::Q5_1: return DType::Q8_1;
+        case DType::Q5_1:
+            return DType::Q8_1;
         case DType::Q2_K:
         case DType::Q3_K:
         case DType::Q4_K:
         case DType::Q5_K:
-        case DType::Q6_K: return DType::Q8_K;
-        default: return weight;  // F32, F16, BF16: same type on both sides
+        case DType::Q6_K:
+            return DType::Q8_K;
+        case DType::BF16:
+            return DType::F32;
+        default:
+            return weight;  // F32, F16: same type on both sides
     }
 }
 
@@ -122,7 +129,9 @@ const KernelTable& kernel_table(Isa isa) {
     return t.table[size_t(isa)];
 }
 
-const KernelTable& kernels() { return kernel_table(isa_active()); }
+const KernelTable& kernels() {
+    return kernel_table(isa_active());
+}
 
 void gemm_tiles(const KernelTable& kt, DType type, int64_t k, int64_t m, int64_t n, const void* w, size_t w_stride,
                 const void* const* x_rows, float* const* out_rows) {

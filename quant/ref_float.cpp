@@ -57,9 +57,9 @@ void from_float_bf16(const float* src, void* dst, int64_t n) {
 
 void vec_dot_bf16(int64_t n, float* s, const void* x, const void* y) {
     const uint16_t* a = static_cast<const uint16_t*>(x);
-    const uint16_t* b = static_cast<const uint16_t*>(y);
+    const float* b = static_cast<const float*>(y);
     double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) sum += double(bf16_to_fp32(a[i])) * double(bf16_to_fp32(b[i]));
+    for (int64_t i = 0; i < n; ++i) sum += double(bf16_to_fp32(a[i])) * double(b[i]);
     *s = float(sum);
 }
 

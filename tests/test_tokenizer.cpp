@@ -15,9 +15,9 @@
 #include <set>
 
 #include "core/error.h"
-#include "models/pretokenizer.h"
 #include "core/gguf_writer.h"
 #include "models/gguf_meta.h"
+#include "models/pretokenizer.h"
 #include "models/tokenizer.h"
 #include "models/unicode.h"
 #include "tests/test_util.h"
@@ -497,14 +497,22 @@ TEST_CASE("tokenizer: fixtures: moelite tokenize prints the ids of a case") {
     const std::string cmd = moelite::test::moelite_binary().string() + " tokenize --json --tokenizer " +
                             (dir / "tokenizer.json").string() + " --file " + (tmp / "in.txt").string();
     REQUIRE(moelite::test::run_command(cmd, &output) == 0);
+    // --json: one line, a JSON array of the ids.
+    CHECK(output.find('\n') == output.size() - 1);
     const json result = json::parse(output);
-    CHECK(result["ids"] == c["ids"]);
+    CHECK(result.is_array());
+    CHECK(result == c["ids"]);
 
     // --decode turns the ids back into the text.
     std::string ids;
     for (const auto& id : c["ids"]) ids += std::to_string(id.get<int>()) + " ";
     REQUIRE(moelite::test::run_command(moelite::test::moelite_binary().string() + " tokenize --decode --tokenizer " +
                                            (dir / "tokenizer.json").string() + " '" + ids + "'",
+                                       &output) == 0);
+    CHECK(output == c["decode"].get<std::string>());
+    // ... also given as the JSON array --json prints.
+    REQUIRE(moelite::test::run_command(moelite::test::moelite_binary().string() + " tokenize --decode --tokenizer " +
+                                           (dir / "tokenizer.json").string() + " '" + result.dump() + "'",
                                        &output) == 0);
     CHECK(output == c["decode"].get<std::string>());
 
@@ -522,8 +530,7 @@ TEST_CASE("tokenizer: fixtures: moelite tokenize prints the ids of a case") {
                                          &from_gguf) == 0);
         std::string from_json;
         CHECK(moelite::test::run_command(moelite::test::moelite_binary().string() + " tokenize --json --tokenizer " +
-                                             (dir / "tokenizer.json").string() + " --file " +
-                                             (tmp / "in.txt").string(),
+                                             (dir / "tokenizer.json").string() + " --file " + (tmp / "in.txt").string(),
                                          &from_json) == 0);
         CHECK(from_gguf == from_json);
     }
