@@ -116,7 +116,19 @@ void prefetch_mapped(const void* ptr, size_t bytes) {
     if (!ptr || bytes == 0) return;
     const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
     const uintptr_t start = uintptr_t(ptr) / page * page;
-    ::madvise(reinterpret_cast<void*>(start), uintptr_t(ptr) + bytes - start, MADV_WILLNEED);
+    const uintptr_t last = (uintptr_t(ptr) + bytes - 1) / page * page;
+    // Warm case first: when the first, middle and last pages are resident the
+    // range almost surely is, and MADV_WILLNEED would only walk the page cache
+    // page by page (per decoded token, for every chosen expert).
+    bool resident = true;
+    for (uintptr_t p : {start, (start + (last - start) / 2) / page * page, last}) {
+        unsigned char v = 0;
+        if (::mincore(reinterpret_cast<void*>(p), page, &v) != 0 || !(v & 1)) {
+            resident = false;
+            break;
+        }
+    }
+    if (!resident) ::madvise(reinterpret_cast<void*>(start), last + page - start, MADV_WILLNEED);
 }
 
 void page_cache_evict(const std::string& path) {
