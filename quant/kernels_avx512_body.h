@@ -22,16 +22,15 @@
 #error "define MOELITE_AVX512_VNNI to 0 or 1 before including quant/kernels_avx512_body.h"
 #endif
 
+#include "quant/simd_avx2.h"  // the 256-bit helpers (h2f, loads, sums, unpacking), internal copies
+
 namespace moelite {
 namespace {
 
 // ---------------------------------------------------------------- helpers
 
-inline float h2f(fp16_bits h) { return _cvtsh_ss(h); }
 
 inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
-inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 
 inline __m512i join256(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
 
@@ -39,19 +38,7 @@ inline __m512i join256(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm51
 inline __m512 pair_ps(float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); }
 inline __m512i pair_epi32(int a, int b) { return join256(_mm256_set1_epi32(a), _mm256_set1_epi32(b)); }
 
-inline float hsum256_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
-inline int hsum256_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-    return _mm_cvtsi128_si32(s);
-}
 
 // Sums of u[i] * s[i] over each group of 4 bytes, as int32; u unsigned, s
 // signed. Without VNNI each adjacent pair of products must stay within int16
@@ -83,42 +70,9 @@ inline __m256i dot4_i8_i8_256(__m256i x, __m256i y) {
     return dot4_u8_i8_256(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
 
-// 16 bytes of packed nibbles -> 32 bytes: low nibbles, then high nibbles.
-inline __m256i unpack_nibbles(const uint8_t* qs) {
-    const __m128i v = load128(qs);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
-}
 
-// Each byte's bit `shift`, moved to bit `to`.
-inline __m256i bit_at(__m256i v, int shift, int to) {
-    return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(v, shift), _mm256_set1_epi8(1)), to);
-}
 
-// Q4_K / Q5_K: 8 six-bit scales and mins from 12 bytes (see kernels_avx2.cpp).
-inline void unpack_scales_k4(const uint8_t* packed, uint8_t* scales, uint8_t* mins) {
-    uint32_t u0, u1, u2;
-    std::memcpy(&u0, packed, 4);
-    std::memcpy(&u1, packed + 4, 4);
-    std::memcpy(&u2, packed + 8, 4);
-    const uint32_t sc_lo = u0 & 0x3f3f3f3fu;
-    const uint32_t mn_lo = u1 & 0x3f3f3f3fu;
-    const uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
-    const uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
-    std::memcpy(scales, &sc_lo, 4);
-    std::memcpy(scales + 4, &sc_hi, 4);
-    std::memcpy(mins, &mn_lo, 4);
-    std::memcpy(mins + 4, &mn_hi, 4);
-}
 
-// Sum over the 8 sub-blocks of 32 of mins[j] times their activation sum.
-inline int k4_min_sum(const uint8_t* mins, const int16_t* bsums) {
-    const __m128i pair_sums = _mm_hadd_epi16(load128(bsums), load128(bsums + 8));
-    const __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins)));
-    __m128i s = _mm_madd_epi16(m, pair_sums);
-    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-    return _mm_cvtsi128_si32(s);
-}
 
 // ------------------------------------------------------- Q4_0, Q8_0 x Q8_0
 
@@ -137,7 +91,7 @@ inline float dot_q8_0_pairs(int64_t nb, const XBlock* x, const BlockQ8_0* y, Qua
     float sum = _mm512_reduce_add_ps(acc);
     if (i < nb) {
         const __m256 sumi = _mm256_cvtepi32_ps(dot4_i8_i8_256(quant(i), load256(y[i].qs)));
-        sum += h2f(x[i].d) * h2f(y[i].d) * hsum256_ps(sumi);
+        sum += h2f(x[i].d) * h2f(y[i].d) * hsum_ps(sumi);
     }
     return sum;
 }
@@ -214,7 +168,7 @@ void vec_dot_q6_K_q8_K(int64_t n, float* s, const void* vx, const void* vy) {
     for (int64_t i = 0; i < nb; ++i) {
         const float d = y[i].d * h2f(x[i].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(load128(x[i].scales));
-        const int offset = hsum256_epi32(_mm256_madd_epi16(sc16, load256(y[i].bsums)));
+        const int offset = hsum_epi32(_mm256_madd_epi16(sc16, load256(y[i].bsums)));
         __m512i sumi = _mm512_setzero_si512();
         for (int h = 0; h < 2; ++h) {
             const uint8_t* ql = x[i].ql + 64 * h;

@@ -1,8 +1,9 @@
 // AVX2 helpers shared by the AVX2 translation units (quant/kernels_avx2.cpp,
-// quant/gemm_avx2.cpp): loads, horizontal sums, the integer dot idioms and the
-// unpacking of packed quants and scales.
+// quant/gemm_avx2.cpp) and the AVX-512 ones (quant/kernels_avx512_body.h,
+// whose flags include AVX2's): loads, horizontal sums, the integer dot idioms
+// and the unpacking of packed quants and scales.
 //
-// Included only by files built with AVX2 flags. Everything here sits in an
+// Included only by files built with AVX2 (or higher) flags. Everything here sits in an
 // anonymous namespace, so each including file gets its own internal copy and
 // the linker never sees a symbol it could merge with baseline code (see
 // quant/kernels_isa.h).
