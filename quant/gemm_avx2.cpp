@@ -85,6 +85,21 @@ struct Q8_0Rows {
 };
 
 // MR weight rows by NR activation rows over nb blocks.
+// Weights stream from memory once per token in decode, and the hardware
+// prefetchers alone leave each core waiting on them: a software prefetch
+// kPrefetchBytes ahead in the weight rows (a thread's rows are contiguous, so
+// this runs on into its next rows; past the end of the tensor it is a harmless
+// hint), one per cache line of each block, raised whole-model decode on this
+// 2-core Zen 2 (tg32, 2 threads, alternating runs): Q4_0 1.5B 16.7 -> 19.7
+// t/s, Q8_0 12.1 -> 15.7, Q4_K_M 17.7 -> 23.1, V2-Lite 8-layer Q4_K_M
+// 29.5 -> 35.5; 512 bytes ahead gave about half of it, 2048-8192 the same.
+// Prefill (weights reused from cache) is unchanged.
+constexpr int kPrefetchBytes = 4096;
+template <class Block>
+inline void prefetch_ahead(const Block* b) {
+    const char* p = reinterpret_cast<const char*>(b) + kPrefetchBytes;
+    for (size_t o = 0; o < sizeof(Block); o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+}
 template <class Rows, int MR, int NR>
 void tile_q32(int64_t nb, const char* w, size_t w_stride, const void* const* x, float* const* out) {
     using Block = typename Rows::Block;
@@ -112,6 +127,7 @@ void tile_q32(int64_t nb, const char* w, size_t w_stride, const void* const* x, 
         }
 #pragma GCC unroll 8
         for (int i = 0; i < MR; ++i) {
+            prefetch_ahead(wr[i] + b);
             const typename Rows::Unpacked q = Rows::unpack(wr[i][b]);
             const __m256 dw = _mm256_set1_ps(h2f(wr[i][b].d));
 #pragma GCC unroll 8
@@ -149,6 +165,7 @@ void tile_q45_K(int64_t nb, const char* w, size_t, const void* const* x, float* 
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     for (int64_t b = 0; b < nb; ++b) {
         const Block& wb = wr[b];
+        prefetch_ahead(&wb);
         alignas(16) uint8_t scales[8], mins[8];
         unpack_scales_k4(wb.scales, scales, mins);
         const float d = h2f(wb.d), dmin = h2f(wb.dmin);
@@ -202,6 +219,7 @@ void tile_q6_K(int64_t nb, const char* w, size_t, const void* const* x, float* c
     const __m256i low2 = _mm256_set1_epi8(0x03);
     for (int64_t b = 0; b < nb; ++b) {
         const BlockQ6_K& wb = wr[b];
+        prefetch_ahead(&wb);
         const __m256i sc16 = _mm256_cvtepi8_epi16(load128(wb.scales));
         __m256i sumi[NR];
 #pragma GCC unroll 8
