@@ -16,54 +16,16 @@
 #include "models/model.h"
 #include "models/synth.h"
 #include "tests/test_util.h"
+#include "tests/tiny_models.h"
 
 using namespace moelite;
 using namespace moelite::test;
 
 namespace {
 
-HParams tiny_dense() {
-    HParams hp;
-    hp.arch = Arch::Qwen2;
-    hp.n_vocab = 64;
-    hp.n_ctx_train = 128;
-    hp.n_embd = 64;
-    hp.n_ff = 96;
-    hp.n_layer = 2;
-    hp.n_head = 4;
-    hp.n_head_kv = 2;
-    hp.head_dim_k = hp.head_dim_v = 16;
-    hp.n_rot = 16;
-    hp.rms_eps = 1e-6f;
-    return hp;
-}
+HParams tiny_dense() { return test::tiny_dense_hparams(Arch::Qwen2); }
 
-HParams tiny_moe() {
-    HParams hp;
-    hp.arch = Arch::Deepseek2;
-    hp.n_vocab = 64;
-    hp.n_ctx_train = 128;
-    hp.n_embd = 64;
-    hp.n_ff = 96;
-    hp.n_layer = 3;
-    hp.n_head = 4;
-    hp.n_head_kv = 1;
-    hp.kv_lora_rank = 32;
-    hp.n_rot = 16;
-    hp.head_dim_k_mla = 32 + 16;
-    hp.head_dim_v_mla = 32;
-    hp.head_dim_k = hp.kv_lora_rank + hp.n_rot;
-    hp.head_dim_v = hp.kv_lora_rank;
-    hp.n_expert = 16;
-    hp.n_expert_used = 4;
-    hp.n_expert_shared = 1;
-    hp.n_ff_exp = 32;
-    hp.n_layer_dense_lead = 1;
-    hp.n_expert_groups = 1;
-    hp.n_expert_groups_used = 1;
-    hp.rms_eps = 1e-6f;
-    return hp;
-}
+HParams tiny_moe() { return test::tiny_deepseek2_hparams(); }
 
 std::string write_model(const TempDir& dir, const std::string& name, const HParams& hp, DType type = DType::Q8_0) {
     const std::string path = (dir / name).string();

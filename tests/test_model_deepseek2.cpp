@@ -13,39 +13,22 @@
 #include "models/synth.h"
 #include "quant/quant.h"
 #include "tests/test_util.h"
+#include "tests/tiny_models.h"
 
 using namespace moelite;
 
 namespace {
 
 HParams tiny_deepseek(bool v3) {
-    HParams hp;
-    hp.arch = Arch::Deepseek2;
-    hp.n_vocab = 64;
+    HParams hp = test::tiny_deepseek2_hparams();
     hp.n_ctx_train = 256;
-    hp.n_embd = 64;
-    hp.n_ff = 96;
-    hp.n_layer = 3;
-    hp.n_head = 4;
-    hp.n_head_kv = 1;
     hp.q_lora_rank = v3 ? 48 : 0;
-    hp.kv_lora_rank = 32;
-    hp.n_rot = 16;
-    hp.head_dim_k_mla = 32 + 16;
-    hp.head_dim_v_mla = 32;
-    hp.head_dim_k = hp.kv_lora_rank + hp.n_rot;
-    hp.head_dim_v = hp.kv_lora_rank;
-    hp.n_expert = 16;
-    hp.n_expert_used = 4;
     hp.n_expert_shared = v3 ? 1 : 2;
-    hp.n_ff_exp = 32;
-    hp.n_layer_dense_lead = 1;
     hp.expert_gating = v3 ? ExpertGating::Sigmoid : ExpertGating::Softmax;
     hp.expert_weights_norm = v3;
     hp.expert_weights_scale = v3 ? 2.5f : 1.0f;
     hp.n_expert_groups = v3 ? 4 : 1;
     hp.n_expert_groups_used = v3 ? 2 : 1;
-    hp.rms_eps = 1e-6f;
     hp.rope_scaling = RopeScaling::Yarn;
     hp.rope_scaling_factor = 40.0f;
     hp.rope_orig_ctx = 64;

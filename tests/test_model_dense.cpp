@@ -13,27 +13,13 @@
 #include "models/synth.h"
 #include "quant/quant.h"
 #include "tests/test_util.h"
+#include "tests/tiny_models.h"
 
 using namespace moelite;
 
 namespace {
 
-HParams tiny(Arch arch) {
-    HParams hp;
-    hp.arch = arch;
-    hp.n_vocab = 64;
-    hp.n_ctx_train = 128;
-    hp.n_embd = 64;
-    hp.n_ff = 96;
-    hp.n_layer = 2;
-    hp.n_head = 4;
-    hp.n_head_kv = 2;
-    hp.head_dim_k = hp.head_dim_v = 16;
-    hp.n_rot = 16;
-    hp.rms_eps = 1e-6f;
-    hp.rope_freq_base = 10000.0f;
-    return hp;
-}
+HParams tiny(Arch arch) { return test::tiny_dense_hparams(arch); }
 
 float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
     REQUIRE(a.size() == b.size());

@@ -21,27 +21,14 @@
 #include "models/session.h"
 #include "models/synth.h"
 #include "tests/test_util.h"
+#include "tests/tiny_models.h"
 
 using namespace moelite;
 using namespace moelite::test;
 
 namespace {
 
-HParams tiny(int64_t n_vocab = 64) {
-    HParams hp;
-    hp.arch = Arch::Llama;
-    hp.n_vocab = n_vocab;
-    hp.n_ctx_train = 128;
-    hp.n_embd = 64;
-    hp.n_ff = 96;
-    hp.n_layer = 2;
-    hp.n_head = 4;
-    hp.n_head_kv = 2;
-    hp.head_dim_k = hp.head_dim_v = 16;
-    hp.n_rot = 16;
-    hp.rms_eps = 1e-6f;
-    return hp;
-}
+HParams tiny(int64_t n_vocab = 64) { return test::tiny_dense_hparams(Arch::Llama, n_vocab); }
 
 std::string write_model(const TempDir& dir, const std::string& name, uint64_t seed, int64_t n_vocab = 64) {
     const std::string path = (dir / name).string();
