@@ -307,7 +307,9 @@ TEST_CASE("kernels: every ISA's tile kernel equals the scalar reference") {
             for (int64_t blocks : {1, 3, 17}) {
                 const int64_t k = blocks * bs;
                 for (Shape s : shapes) {
-                    const size_t row_bytes = dtype_row_bytes(wt, k), w_stride = row_bytes + 7;
+                    // Padded rows, kept aligned to the element of the float types (as
+                    // tensor rows are); block types are byte-packed and start anywhere.
+                    const size_t row_bytes = dtype_row_bytes(wt, k), w_stride = row_bytes + 8;
                     std::vector<uint8_t> w(w_stride * size_t(s.m));
                     std::vector<std::vector<uint8_t>> w_rows, x_rows;
                     for (int64_t i = 0; i < s.m; ++i) {
