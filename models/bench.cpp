@@ -10,6 +10,7 @@
 
 #include "backends/cpu/thread_pool.h"
 #include "core/error.h"
+#include "models/weight_use.h"
 
 namespace moelite {
 
@@ -114,27 +115,10 @@ BenchResult bench_generation(std::shared_ptr<const Model> model, Backend& backen
 }
 
 size_t decode_bytes_per_token(const Model& model) {
+    // One token: one embedding row, n_expert_used experts in each MoE layer.
     const HParams& hp = model.hparams();
-    size_t bytes = 0;
-    for (int role = 0; role < int(TensorRole::Count); ++role) {
-        const auto tr = TensorRole(role);
-        for (int64_t il = -1; il < hp.n_layer; ++il) {
-            const Tensor* t = model.weight(tr, il);
-            if (!t) continue;
-            size_t b = t->nbytes();
-            if (tr == TensorRole::TokenEmbd && !hp.tied_embeddings) {
-                b = t->row_bytes();  // get_rows reads the one row of the token
-            } else if ((tr == TensorRole::FfnGateExps || tr == TensorRole::FfnUpExps ||
-                        tr == TensorRole::FfnDownExps) &&
-                       hp.n_expert > 0) {
-                // [in, out, n_expert]: one token reads n_expert_used of the experts.
-                const int64_t used = std::clamp<int64_t>(hp.n_expert_used, 1, hp.n_expert);
-                b = b / size_t(hp.n_expert) * size_t(used);
-            }
-            bytes += b;
-        }
-    }
-    return bytes;
+    const int64_t used = hp.n_expert > 0 ? std::clamp<int64_t>(hp.n_expert_used, 1, hp.n_expert) : 0;
+    return weights_read(model, 1, [used](int64_t) { return used; }).touched_bytes();
 }
 
 int64_t model_n_params(const Model& model) {

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 
 #include "models/model.h"
@@ -24,6 +25,12 @@ struct WeightUse {
     int64_t experts_total = 0;   // MoE layers x experts
     size_t touched_bytes() const { return dense_bytes + embedding_bytes + expert_bytes; }
 };
+
+// What a run reads when the token embedding gives `embedding_rows` rows (the
+// whole of it when tied to the output) and MoE layer `layer` reads
+// `experts_read(layer)` expert slices. The one classification of the weights
+// both figures below use.
+WeightUse weights_read(const Model& model, size_t embedding_rows, const std::function<int64_t(int64_t)>& experts_read);
 
 // `tokens`: every token the model evaluated. `experts`: the session's counts.
 WeightUse weight_use(const Model& model, const ExpertStats& experts, std::span<const int32_t> tokens);

@@ -20,6 +20,7 @@
 #include "models/synth.h"
 #include "quant/quant.h"
 #include "tests/test_util.h"
+#include "tests/tiny_models.h"
 
 using namespace moelite;
 using namespace moelite::test;
@@ -29,15 +30,12 @@ namespace {
 // 8 layers (one dense), rows of 256 (fit K-quants) and of 128, 96, 64 (fit
 // only 32-element blocks).
 HParams tiny_moe() {
-    HParams hp;
-    hp.arch = Arch::Deepseek2;
+    HParams hp = test::tiny_deepseek2_hparams();
     hp.n_vocab = 300;
-    hp.n_ctx_train = 128;
     hp.n_embd = 256;
     hp.n_ff = 512;
     hp.n_layer = 8;
     hp.n_head = 2;
-    hp.n_head_kv = 1;
     hp.kv_lora_rank = 128;
     hp.n_rot = 32;
     hp.head_dim_k_mla = 64 + 32;
@@ -46,12 +44,7 @@ HParams tiny_moe() {
     hp.head_dim_v = hp.kv_lora_rank;
     hp.n_expert = 4;
     hp.n_expert_used = 2;
-    hp.n_expert_shared = 1;
     hp.n_ff_exp = 96;
-    hp.n_layer_dense_lead = 1;
-    hp.n_expert_groups = 1;
-    hp.n_expert_groups_used = 1;
-    hp.rms_eps = 1e-6f;
     return hp;
 }
 

@@ -27,6 +27,7 @@
 #include "models/synth.h"
 #include "models/weight_use.h"
 #include "tests/test_util.h"
+#include "tests/tiny_models.h"
 
 using namespace moelite;
 using namespace moelite::test;
@@ -37,15 +38,12 @@ namespace {
 // 2048 rows of 512 in Q8_0, 1.1 MB; down the same), so that read-ahead around
 // the chosen slices cannot reach the middle of an unchosen one.
 HParams wide_experts() {
-    HParams hp;
-    hp.arch = Arch::Deepseek2;
-    hp.n_vocab = 64;
+    HParams hp = test::tiny_deepseek2_hparams();
     hp.n_ctx_train = 64;
     hp.n_embd = 512;
     hp.n_ff = 512;
     hp.n_layer = 1;
     hp.n_head = 2;
-    hp.n_head_kv = 1;
     hp.kv_lora_rank = 64;
     hp.n_rot = 32;
     hp.head_dim_k_mla = 32 + 32;
@@ -54,12 +52,8 @@ HParams wide_experts() {
     hp.head_dim_v = hp.kv_lora_rank;
     hp.n_expert = 8;
     hp.n_expert_used = 2;
-    hp.n_expert_shared = 1;
     hp.n_ff_exp = 2048;
     hp.n_layer_dense_lead = 0;
-    hp.n_expert_groups = 1;
-    hp.n_expert_groups_used = 1;
-    hp.rms_eps = 1e-6f;
     return hp;
 }
 
