@@ -16,7 +16,8 @@ void add_model_options(cxxopts::Options& opts) {
         "t,threads", "CPU threads (default: all)", cxxopts::value<int>()->default_value("0"))(
         "c,ctx", "context length (default: the model's, at most 4096)", cxxopts::value<int64_t>()->default_value("0"))(
         "b,batch", "prompt tokens per forward pass", cxxopts::value<int64_t>()->default_value("512"))(
-        "cache-type", "KV cache type: f16, f32 or q8_0", cxxopts::value<std::string>()->default_value("f16"));
+        "cache-type", "KV cache type: f16, f32 or q8_0", cxxopts::value<std::string>()->default_value("f16"))(
+        "no-repack", "keep every weight in the file's layout, memory-mapped (no interleaved copy at load)");
 }
 
 LoadedModel load_model(const cxxopts::ParseResult& args) {
@@ -24,7 +25,10 @@ LoadedModel load_model(const cxxopts::ParseResult& args) {
     const int threads = args["threads"].as<int>();
     if (threads < 0 || threads > 1024) fail("--threads must be between 0 and 1024");
     LoadedModel lm;
-    lm.cpu = std::make_unique<CpuBackend>(CpuBackendOptions{threads, std::nullopt});
+    CpuBackendOptions cpu_options;
+    cpu_options.n_threads = threads;
+    cpu_options.repack_weights = !args.count("no-repack");
+    lm.cpu = std::make_unique<CpuBackend>(cpu_options);
     lm.model = Model::load(args["model"].as<std::string>(), *lm.cpu);
     return lm;
 }

@@ -44,6 +44,17 @@ public:
     // nullptr and need the weights copied into alloc_buffer memory.
     virtual std::unique_ptr<Buffer> wrap_host_memory(void* ptr, size_t bytes) = 0;
 
+    // Offers model weight `t` (its data in host memory, e.g. the mapped file)
+    // to the backend, which may keep it in a layout or memory of its own: it
+    // then returns the buffer now holding t's data, with t.data, t.buffer and
+    // t.flags updated, and the caller keeps that buffer as long as t. nullptr
+    // leaves t as it was. The caller offers only weights that its graphs use
+    // as the weight operand of mul_mat and nothing else.
+    virtual std::unique_ptr<Buffer> adopt_weight(Tensor& t) {
+        (void)t;
+        return nullptr;
+    }
+
     // Whether this backend can compute `node` (its op, types and layout).
     virtual bool supports_op(const Tensor& node) const = 0;
 

@@ -65,6 +65,7 @@ enum TensorFlag : uint32_t {
     kTensorOutput = 1u << 1,  // read by the caller after compute: never reused by the planner
     kTensorWeight = 1u << 2,  // model weight: lives in a weight buffer, never planned
     kTensorPlanned = 1u << 3, // data was set by a memory plan's bind (core/planner.h): planned again on a re-plan
+    kTensorRepacked = 1u << 4, // weight in its backend's own interleaved layout (quant/repack.h): only mul_mat reads it
 };
 
 struct Tensor {

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/mmap.h"
 #include "quant/quant.h"
 
 namespace moelite {
@@ -252,11 +253,36 @@ std::shared_ptr<const Model> Model::load(const std::string& path, Backend& host)
                 fail("%s: layer %lld has neither attn_kv_b nor attn_k_b + attn_v_b", path.c_str(), (long long)il);
         }
     }
+    m->adopt_weights(host);
     size_t ignored = 0;
     for (const auto& info : f.tensors())
         if (!used.count(info.name)) ++ignored;
     if (ignored) MOELITE_LOG_INFO("%s: %zu tensors not used by this runtime (e.g. multi-token prediction)", path.c_str(), ignored);
     return m;
+}
+
+void Model::adopt_weights(Backend& host) {
+    // Offered: the weights the forward passes (models/llama.cpp,
+    // models/deepseek2.cpp) use only as mul_mat's weight. Not the token
+    // embeddings (get_rows reads them, and they are the output matrix when
+    // tied) nor the experts, which mul_mat_id reads from the mapped file so
+    // that unchosen ones are never touched.
+    const std::vector<TensorSpec> specs = arch_tensor_specs(hp_);
+    for (const TensorSpec& spec : specs) {
+        if (spec.role == TensorRole::TokenEmbd || spec.role == TensorRole::FfnGateExps ||
+            spec.role == TensorRole::FfnUpExps || spec.role == TensorRole::FfnDownExps)
+            continue;
+        Tensor* t = weight(spec.role, spec.layer);
+        if (t == nullptr || t->ne[0] * t->ne[1] != t->nelements()) continue;
+        const void* mapped = t->data;
+        const size_t bytes = t->nbytes();
+        std::unique_ptr<Buffer> own = host.adopt_weight(*t);
+        if (!own) continue;
+        own_buffers_.push_back(std::move(own));
+        // The copy replaces the mapped pages: let them leave the resident set.
+        if (const MappedFile* map = file_->mapping())
+            map->advise_dontneed(size_t(static_cast<const uint8_t*>(mapped) - file_->file_data()), bytes);
+    }
 }
 
 Tensor* Model::weight(TensorRole role, int64_t layer) const {

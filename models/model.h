@@ -55,7 +55,12 @@ private:
 
     HParams hp_;
     std::unique_ptr<GgufFile> file_;
+    // Hands the backend the weights it may keep in its own layout (load()).
+    void adopt_weights(Backend& host);
+
     std::unique_ptr<Buffer> buffer_;
+    // Weights the backend moved into memory of its own (repacked), if any.
+    std::vector<std::unique_ptr<Buffer>> own_buffers_;
     std::deque<Tensor> tensors_;
     std::array<Tensor*, size_t(TensorRole::Count)> globals_{};
     std::vector<std::array<Tensor*, size_t(TensorRole::Count)>> layers_;

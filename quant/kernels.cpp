@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "quant/kernels_isa.h"
+#include "quant/repack.h"
 
 namespace moelite {
 namespace {
@@ -56,6 +57,7 @@ KernelTable scalar_table() {
         t.vec_dot[id] = traits ? traits->vec_dot : nullptr;
         t.quantize_row[id] = nullptr;
         t.gemm[id] = nullptr;
+        t.gemm_repacked[id] = type ? gemm_repacked_ref(*type) : nullptr;
     }
     for (DType type : kActivationTypes) {
         const QuantTraits* traits = quant_traits(type);
@@ -67,11 +69,12 @@ KernelTable scalar_table() {
 // Runs `fill` over a copy of `below` and keeps only the entries that are safe
 // to use (see the header comment).
 KernelTable overlay(const KernelTable& below, Isa isa, void (*fill)(VecDotFn*, FromFloatFn*),
-                    void (*fill_gemm)(GemmFn*) = nullptr) {
+                    void (*fill_gemm)(GemmFn*) = nullptr, void (*fill_gemm_repacked)(GemmFn*) = nullptr) {
     KernelTable t = below;
     t.isa = isa;
     if (fill != nullptr) fill(t.vec_dot, t.quantize_row);
     if (fill_gemm != nullptr) fill_gemm(t.gemm);
+    if (fill_gemm_repacked != nullptr) fill_gemm_repacked(t.gemm_repacked);
     for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
         const auto type = dtype_from_id(id);
         const QuantTraits* traits = type ? quant_traits(*type) : nullptr;
@@ -82,6 +85,9 @@ KernelTable overlay(const KernelTable& below, Isa isa, void (*fill)(VecDotFn*, F
                 MOELITE_ASSERT_MSG(traits->vec_dot_type == simd_vec_dot_type(*type),
                                    "tile kernel written for another activation type than the reference's");
             }
+        }
+        if (t.gemm_repacked[id] != below.gemm_repacked[id] && (type == std::nullopt || !gemm_repacked_ref(*type))) {
+            t.gemm_repacked[id] = below.gemm_repacked[id];  // no repacked layout: never called
         }
         if (t.vec_dot[id] != below.vec_dot[id]) {
             if (traits == nullptr || traits->vec_dot == nullptr) {
@@ -109,7 +115,8 @@ const Tables& tables() {
         t.best = isa_machine_best();
         const int best = int(t.best);
         t.table[0] = scalar_table();
-        if (best >= int(Isa::Avx2)) t.table[1] = overlay(t.table[0], Isa::Avx2, fill_kernels_avx2, fill_gemm_avx2);
+        if (best >= int(Isa::Avx2)) t.table[1] = overlay(t.table[0], Isa::Avx2, fill_kernels_avx2, fill_gemm_avx2,
+                                                              fill_gemm_repacked_avx2);
         if (best >= int(Isa::Avx512)) t.table[2] = overlay(t.table[1], Isa::Avx512, fill_kernels_avx512);
         if (best >= int(Isa::Avx512Vnni)) {
             t.table[3] = overlay(t.table[2], Isa::Avx512Vnni, fill_kernels_avx512vnni);

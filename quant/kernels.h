@@ -59,6 +59,9 @@ struct KernelTable {
     // Per weight type: tile kernel (quant/gemm.h), null where the ISA has none;
     // gemm_tiles() then falls back to vec_dot.
     GemmFn gemm[kDTypeIdLimit];
+    // Per weight type: tile kernel over the repacked layout (quant/repack.h);
+    // the scalar table has the reference for every type with a layout.
+    GemmFn gemm_repacked[kDTypeIdLimit];
 };
 
 // The table of `isa`, which must be in isa_supported().

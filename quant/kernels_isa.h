@@ -24,5 +24,7 @@ void fill_kernels_avx512(VecDotFn* vec_dot, FromFloatFn* quantize_row);
 void fill_kernels_avx512vnni(VecDotFn* vec_dot, FromFloatFn* quantize_row);
 // Tile kernels (quant/gemm.h), from quant/gemm_avx2.cpp.
 void fill_gemm_avx2(GemmFn* gemm);
+// Tile kernels over repacked weights (quant/repack.h), from quant/gemm_repacked_avx2.cpp.
+void fill_gemm_repacked_avx2(GemmFn* gemm_repacked);
 
 }  // namespace moelite

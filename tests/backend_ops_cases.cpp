@@ -93,6 +93,19 @@ void add_mul_mat(std::vector<OpCase>& cases) {
                              Tensor* x = b.graph().transpose(b.input(DType::F32, {6, K}));
                              return b.graph().mul_mat(b.input(w, {K, 5}), x);
                          }});
+        // As a model weight, which the backend may repack (quant/repack.h):
+        // whole groups of 8 rows, decode and prefill, a strided x.
+        for (Shape s : {Shape{8, 1}, Shape{40, 3}, Shape{136, 67}}) {
+            cases.push_back({"mul_mat " + t + " weight M" + std::to_string(s.M) + " N" + std::to_string(s.N), tol,
+                             [=](OpCaseBuilder& b) {
+                                 return b.graph().mul_mat(b.weight(w, {K, s.M}), b.input(DType::F32, {K, s.N}));
+                             }});
+        }
+        cases.push_back({"mul_mat " + t + " weight, x strided rows", tol, [=](OpCaseBuilder& b) {
+                             Tensor* big = b.input(DType::F32, {K + 32, 9});
+                             Tensor* x = b.graph().view(big, {K, 9}, {big->nb[1]}, 16 * sizeof(float));
+                             return b.graph().mul_mat(b.weight(w, {K, 24}), x);
+                         }});
         for (int64_t N : {3, 35}) {
             cases.push_back({"mul_mat " + t + " x strided rows N" + std::to_string(N), tol, [=](OpCaseBuilder& b) {
                                  Tensor* big = b.input(DType::F32, {K + 32, N});

@@ -81,6 +81,12 @@ Tensor* OpCaseBuilder::input(DType type, std::initializer_list<int64_t> ne, floa
     });
 }
 
+Tensor* OpCaseBuilder::weight(DType type, std::initializer_list<int64_t> ne, float scale) {
+    Tensor* t = input(type, ne, scale);
+    weights_.push_back(t);
+    return t;
+}
+
 Tensor* OpCaseBuilder::values(DType type, std::initializer_list<int64_t> ne, std::function<double(int64_t)> value) {
     return leaf(type, ne, [value](const Tensor& t, std::vector<uint8_t>& bytes, uint32_t) {
         std::vector<double> v(size_t(t.nelements()));
@@ -188,9 +194,32 @@ OpCaseResult PreparedOpCase::run(Backend& backend) {
     }
     resolve_views();
     for (size_t i = 0; i < leaves.size(); ++i) backend.set_tensor(*leaves[i], host_[i].data(), 0, host_[i].size());
+    // Weights the backend takes into its own layout, and what they were.
+    std::vector<std::unique_ptr<Buffer>> adopted;
+    std::vector<std::pair<Tensor*, Tensor>> before;
+    for (Tensor* w : builder_.weights()) {
+        const Tensor saved = *w;
+        if (auto own = backend.adopt_weight(*w)) {
+            adopted.push_back(std::move(own));
+            before.emplace_back(w, saved);
+        }
+    }
+    auto restore = [&] {
+        for (auto& [w, saved] : before) *w = saved;
+    };
+    for (const Tensor* node : nodes) {
+        if (!op_is_view(node->op) && !backend.supports_op(*node)) {
+            restore();
+            result.supported = false;
+            result.detail = std::string("backend declines ") + op_name(node->op) + " over its own weight layout";
+            return result;
+        }
+    }
+    result.adopted = int(adopted.size());
 
     backend.compute(nodes);
     backend.synchronize();
+    restore();
 
     std::vector<uint8_t> bytes(out_->nbytes());
     backend.get_tensor(*out_, bytes.data(), 0, bytes.size());

@@ -34,6 +34,10 @@ public:
     Graph& graph() { return graph_; }
     // N(0, 1) * scale values (quantized types: reference from_float of them).
     Tensor* input(DType type, std::initializer_list<int64_t> ne, float scale = 1.0f);
+    // The same, as a model weight: once its data is set, it is offered to the
+    // backend (Backend::adopt_weight), which may keep it in its own layout.
+    Tensor* weight(DType type, std::initializer_list<int64_t> ne, float scale = 1.0f);
+    const std::vector<Tensor*>& weights() const { return weights_; }
     // value(flat index) for every element, converted to the leaf's type (I32: truncated).
     Tensor* values(DType type, std::initializer_list<int64_t> ne, std::function<double(int64_t)> value);
     // I32 uniform in [lo, hi).
@@ -52,6 +56,7 @@ private:
     Tensor* leaf(DType type, std::initializer_list<int64_t> ne, LeafFiller filler);
     Graph graph_;
     std::map<const Tensor*, LeafFiller> fillers_;
+    std::vector<Tensor*> weights_;
 };
 
 struct OpCase {
@@ -62,6 +67,7 @@ struct OpCase {
 
 struct OpCaseResult {
     bool supported = false;  // false: the backend declined a node (supports_op)
+    int adopted = 0;         // weights the backend kept in its own layout (adopt_weight)
     double nmse = 0.0;
     bool passed = false;
     std::string detail;  // what went wrong, for the failure message

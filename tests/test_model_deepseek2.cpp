@@ -49,16 +49,7 @@ std::vector<float> run(const std::string& path, const std::vector<int32_t>& toks
     auto model = Model::load(path, cpu);
     Session s(model, cpu, SessionOptions{64, 512, cache});
     if (cache_bytes_per_token) *cache_bytes_per_token = int64_t(s.cache().bytes_per_token());
-    std::vector<float> all, row;
-    if (!one_by_one) {
-        s.eval(toks, true, &all);
-        return all;
-    }
-    for (int32_t t : toks) {
-        s.eval(std::span<const int32_t>(&t, 1), false, &row);
-        all.insert(all.end(), row.begin(), row.end());
-    }
-    return all;
+    return test::eval_logits(s, toks, one_by_one);
 }
 
 // Rewrites an unsplit-kv_b file into the split layout llama.cpp writes:

@@ -1,5 +1,6 @@
 #include "tests/test_util.h"
 #include "tests/tiny_models.h"
+#include "models/session.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -95,6 +96,19 @@ HParams tiny_deepseek2_hparams() {
     hp.n_expert_groups_used = 1;
     hp.rms_eps = 1e-6f;
     return hp;
+}
+
+std::vector<float> eval_logits(Session& s, const std::vector<int32_t>& toks, bool one_by_one) {
+    std::vector<float> all, row;
+    if (!one_by_one) {
+        s.eval(toks, true, &all);
+        return all;
+    }
+    for (int32_t t : toks) {
+        s.eval(std::span<const int32_t>(&t, 1), false, &row);
+        all.insert(all.end(), row.begin(), row.end());
+    }
+    return all;
 }
 
 }  // namespace moelite::test

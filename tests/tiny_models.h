@@ -1,8 +1,15 @@
 // Test helper (tests/test_util.cpp): the hyper-parameters of the tiny models
-// several model tests build with synth.
+// several model tests build with synth, and how they read their logits.
 #pragma once
 
+#include <cstdint>
+#include <vector>
+
 #include "models/arch.h"
+
+namespace moelite {
+class Session;
+}
 
 namespace moelite::test {
 
@@ -12,5 +19,9 @@ namespace moelite::test {
 // plain q; 16 experts of which 4 plus 1 shared, softmax gating, one group).
 HParams tiny_dense_hparams(Arch arch = Arch::Qwen2, int64_t n_vocab = 64);
 HParams tiny_deepseek2_hparams();
+
+// The logits of every position of toks ([toks.size() * n_vocab]), evaluated
+// in one batch or one token at a time.
+std::vector<float> eval_logits(Session& s, const std::vector<int32_t>& toks, bool one_by_one);
 
 }  // namespace moelite::test

@@ -8,6 +8,7 @@
 
 #include "backends/cpu/ops.h"
 #include "core/error.h"
+#include "quant/repack.h"
 
 #ifdef MOELITE_HAVE_OPENBLAS
 #include <cblas.h>
@@ -59,7 +60,8 @@ struct CpuBackend::Job {
 
 void CpuBackend::FreeDeleter::operator()(void* p) const { std::free(p); }
 
-CpuBackend::CpuBackend(const CpuBackendOptions& options) : blas_min_cols_(options.blas_min_cols) {
+CpuBackend::CpuBackend(const CpuBackendOptions& options)
+    : blas_min_cols_(options.blas_min_cols), repack_weights_(options.repack_weights) {
     const int n = options.n_threads > 0 ? options.n_threads : ThreadPool::default_threads();
     pool_ = std::make_unique<ThreadPool>(n);
     kernels_ = &kernels();
@@ -91,6 +93,36 @@ std::unique_ptr<Buffer> CpuBackend::alloc_buffer(size_t bytes) {
 
 std::unique_ptr<Buffer> CpuBackend::wrap_host_memory(void* ptr, size_t bytes) {
     return std::make_unique<CpuBuffer>(*this, ptr, bytes, false);
+}
+
+std::unique_ptr<Buffer> CpuBackend::adopt_weight(Tensor& t) {
+    if (!repack_weights_ || t.is_view() || (t.flags & kTensorRepacked) || t.data == nullptr) return nullptr;
+    if (t.ne[2] != 1 || t.ne[3] != 1 || !t.rows_contiguous() || !repack_supported(t.type, t.ne[0], t.ne[1]))
+        return nullptr;
+    const size_t row_bytes = t.row_bytes();
+    auto buffer = alloc_buffer(row_bytes * size_t(t.ne[1]));
+    // Groups of rows split over the pool: a byte shuffle, bound by memory.
+    struct Repack {
+        const Tensor& t;
+        void* dst;
+    } job{t, buffer->base()};
+    pool_->run(
+        [](void* ctx, int ith, int nth) {
+            const Repack& r = *static_cast<const Repack*>(ctx);
+            int64_t g0, g1;
+            cpu::split_range(r.t.ne[1] / kRepackRows, ith, nth, &g0, &g1);
+            if (g0 >= g1) return;
+            const size_t first = size_t(g0 * kRepackRows);
+            repack_rows(r.t.type, r.t.ne[0], (g1 - g0) * kRepackRows, static_cast<const char*>(r.t.data) + first * r.t.nb[1],
+                        r.t.nb[1], static_cast<char*>(r.dst) + first * r.t.row_bytes());
+        },
+        &job);
+    t.data = buffer->base();
+    t.buffer = buffer.get();
+    t.nb[1] = row_bytes;
+    t.nb[2] = t.nb[3] = row_bytes * size_t(t.ne[1]);
+    t.flags |= kTensorRepacked;
+    return buffer;
 }
 
 bool CpuBackend::supports_op(const Tensor& node) const { return cpu::op_supported(node); }

@@ -31,6 +31,10 @@ struct CpuBackendOptions {
     // mul_mat with F32/F16/BF16 weights goes to OpenBLAS's sgemm from this
     // many activation rows (builds with MOELITE_HAVE_OPENBLAS); 0 never does.
     int64_t blas_min_cols = kDefaultBlasMinCols;
+    // adopt_weight() repacks the weights that have an interleaved layout
+    // (quant/repack.h) into memory of the backend's own; false keeps every
+    // weight where it is (the mapped file).
+    bool repack_weights = true;
 
     // Where sgemm starts to win over the vec_dot path (see ops_matmul.cpp).
     static constexpr int64_t kDefaultBlasMinCols = 32;
@@ -46,6 +50,7 @@ public:
 
     std::unique_ptr<Buffer> alloc_buffer(size_t bytes) override;
     std::unique_ptr<Buffer> wrap_host_memory(void* ptr, size_t bytes) override;
+    std::unique_ptr<Buffer> adopt_weight(Tensor& t) override;
 
     bool supports_op(const Tensor& node) const override;
 
@@ -77,6 +82,7 @@ private:
     std::unique_ptr<ThreadPool> pool_;
     const KernelTable* kernels_;
     int64_t blas_min_cols_;
+    bool repack_weights_;
     struct FreeDeleter {
         void operator()(void* p) const;
     };

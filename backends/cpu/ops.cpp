@@ -132,7 +132,25 @@ VecDotFn row_vec_dot(const KernelTable& kt, DType type, DType* vdt) {
     return kt.vec_dot[uint32_t(type)] ? kt.vec_dot[uint32_t(type)] : t->vec_dot;
 }
 
+namespace {
+
+// Whether t's memory is a repacked weight's (t itself or what it views).
+bool is_repacked(const Tensor* t) {
+    for (; t != nullptr; t = t->view_src)
+        if (t->flags & kTensorRepacked) return true;
+    return false;
+}
+
+}  // namespace
+
 bool op_supported(const Tensor& node) {
+    // A repacked weight (quant/repack.h) is read by mul_mat as its weight and
+    // by nothing else: no other kernel knows its layout.
+    for (int i = 0; i < kMaxSrc; ++i) {
+        if (node.src[i] == nullptr || !is_repacked(node.src[i])) continue;
+        if (node.op != Op::MulMat || i != 0 || node.src[0]->is_view()) return false;
+    }
+    if (is_repacked(&node) && node.op != Op::None) return false;
     switch (node.op) {
         case Op::None:
         case Op::View:

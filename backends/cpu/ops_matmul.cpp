@@ -15,6 +15,10 @@
 // loads across weight rows and weight unpacking across activation rows; types
 // without one loop over vec_dot.
 //
+// A weight the backend repacked at load (kTensorRepacked, quant/repack.h)
+// takes its activation rows with the extras its kernel reads (block sums),
+// goes by whole groups of 8 rows, and runs the table's gemm_repacked.
+//
 // mul_mat_id (MoE) groups the (slot, token) pairs by expert during the first
 // phase (thread 0, a counting sort), so each chosen expert runs once over all
 // of its rows and experts nobody chose are never touched.
@@ -43,6 +47,7 @@
 #include "core/mmap.h"
 #include "quant/kernels.h"
 #include "quant/quant.h"
+#include "quant/repack.h"
 
 #ifdef MOELITE_HAVE_OPENBLAS
 #include <cblas.h>
@@ -71,15 +76,20 @@ bool use_blas(const Tensor& node, int64_t blas_min_cols) {
 }
 #endif
 
-// Stride of one converted activation row in scratch.
+// Stride of one converted activation row in scratch (for a repacked weight
+// of type wt, the row carries the extras of quant/repack.h).
 size_t converted_row_stride(DType vdt, int64_t k) { return align_up(dtype_row_bytes(vdt, k)); }
+size_t converted_row_stride(const Tensor& w, DType vdt) {
+    if (w.flags & kTensorRepacked) return align_up(repacked_x_row_bytes(w.type, w.ne[0]));
+    return converted_row_stride(vdt, w.ne[0]);
+}
 
 // Whether x rows can be used as they are (F32 weights' vec_dot_type is F32).
 bool x_used_in_place(const Tensor& x, DType vdt) { return vdt == DType::F32 && x.nb[0] == sizeof(float); }
 
 // Converts the x rows [r0, r1) (flattened over ne[1..3]) into dst rows of `stride` bytes.
 void convert_rows(const Tensor& x, int64_t r0, int64_t r1, FromFloatFn convert, char* dst, size_t stride,
-                  float* gather) {
+                  float* gather, const Tensor& w) {
     const int64_t k = x.ne[0];
     for (int64_t r = r0; r < r1; ++r) {
         const int64_t i1 = r % x.ne[1], i2 = (r / x.ne[1]) % x.ne[2], i3 = r / (x.ne[1] * x.ne[2]);
@@ -90,6 +100,7 @@ void convert_rows(const Tensor& x, int64_t r0, int64_t r1, FromFloatFn convert, 
             row = gather;
         }
         convert(row, dst + size_t(r) * stride, k);
+        if (w.flags & kTensorRepacked) repacked_x_finish(w.type, dst + size_t(r) * stride, k);
     }
 }
 
@@ -148,6 +159,10 @@ bool supports_mul_mat(const Tensor& node) {
     DType vdt;
     if (!row_vec_dot(kernels(), w->type, &vdt) || !row_from_float(kernels(), vdt)) return false;
     if (!w->rows_contiguous() || node.nb[0] != sizeof(float)) return false;
+    if ((w->flags & kTensorRepacked) &&
+        (w->ne[2] != 1 || w->ne[3] != 1 || !repack_supported(w->type, w->ne[0], w->ne[1]) ||
+         w->nb[1] != w->row_bytes()))
+        return false;
     if (w->ne[0] != x->ne[0] || w->ne[0] % dtype_block_size(vdt) != 0) return false;
     if (w->ne[2] == 0 || w->ne[3] == 0 || x->ne[2] % w->ne[2] != 0 || x->ne[3] % w->ne[3] != 0) return false;
     return node.ne[0] == w->ne[1] && node.ne[1] == x->ne[1] && node.ne[2] == x->ne[2] && node.ne[3] == x->ne[3];
@@ -164,7 +179,7 @@ WorkSize work_size_mul_mat(const Tensor& node, int nth, int64_t blas_min_cols) {
     }
 #endif
     const DType vdt = quant_traits(w.type)->vec_dot_type;
-    if (!x_used_in_place(x, vdt)) ws.shared = converted_row_stride(vdt, x.ne[0]) * size_t(x.nrows());
+    if (!x_used_in_place(x, vdt)) ws.shared = converted_row_stride(w, vdt) * size_t(x.nrows());
     ws.per_thread = align_up(sizeof(float) * size_t(x.ne[0]));
     return ws;
 }
@@ -181,21 +196,24 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
     const int64_t K = w.ne[0], M = w.ne[1], N = x.ne[1];
     const int64_t r2 = x.ne[2] / w.ne[2], r3 = x.ne[3] / w.ne[3];
     const DType vdt = quant_traits(w.type)->vec_dot_type;  // supports_mul_mat*() checked there is one
-    const bool in_place = x_used_in_place(x, vdt);
-    const size_t stride = converted_row_stride(vdt, K);
+    const bool repacked = (w.flags & kTensorRepacked) != 0;
+    const bool in_place = x_used_in_place(x, vdt) && !repacked;
+    const size_t stride = converted_row_stride(w, vdt);
 
     if (!in_place) {
         int64_t r0, r1;
         split_range(x.nrows(), ctx.ith, ctx.nth, &r0, &r1);
         convert_rows(x, r0, r1, row_from_float(*ctx.kt, vdt), ctx.wdata, stride,
-                     reinterpret_cast<float*>(ctx.thread_scratch()));
+                     reinterpret_cast<float*>(ctx.thread_scratch()), w);
         ctx.barrier();
     }
 
     const int64_t n_batch = x.ne[2] * x.ne[3];
     const int64_t n_cblk = (N + kColsPerUnit - 1) / kColsPerUnit;
     int64_t rows_per_unit = kRowsPerUnit;
-    if (n_batch * n_cblk * ((M + kRowsPerUnit - 1) / kRowsPerUnit) < 4 * ctx.nth) rows_per_unit = 1;
+    // Repacked weights go by whole groups of rows (quant/repack.h).
+    const int64_t min_rows = repacked ? kRepackRows : 1;
+    if (n_batch * n_cblk * ((M + kRowsPerUnit - 1) / kRowsPerUnit) < 4 * ctx.nth) rows_per_unit = min_rows;
     const int64_t n_rblk = (M + rows_per_unit - 1) / rows_per_unit;
 
     int64_t u0, u1;
@@ -213,7 +231,12 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
             x_rows[n - n0] = x_row(x, in_place, ctx.wdata, stride, n, i2, i3);
             out_rows[n - n0] = reinterpret_cast<float*>(ob + n * node.nb[1]) + m0;
         }
-        gemm_tiles(*ctx.kt, w.type, K, m_end - m0, n_end - n0, wb + m0 * w.nb[1], w.nb[1], x_rows, out_rows);
+        if (repacked) {
+            ctx.kt->gemm_repacked[uint32_t(w.type)](K, m_end - m0, n_end - n0, wb + m0 * w.nb[1], w.nb[1], x_rows,
+                                                    out_rows);
+        } else {
+            gemm_tiles(*ctx.kt, w.type, K, m_end - m0, n_end - n0, wb + m0 * w.nb[1], w.nb[1], x_rows, out_rows);
+        }
     }
 }
 
@@ -254,6 +277,7 @@ bool supports_mul_mat_id(const Tensor& node) {
     DType vdt;
     if (!row_vec_dot(kernels(), w->type, &vdt) || !row_from_float(kernels(), vdt)) return false;
     if (!w->rows_contiguous() || node.nb[0] != sizeof(float) || w->ne[3] != 1) return false;
+    if (w->flags & kTensorRepacked) return false;  // experts stay in the file's layout
     if (w->ne[0] != x->ne[0] || w->ne[0] % dtype_block_size(vdt) != 0) return false;
     const int64_t k = ids->ne[0], T = ids->ne[1];
     if (ids->ne[2] != 1 || ids->ne[3] != 1 || x->ne[3] != 1 || x->ne[2] != T) return false;
@@ -284,7 +308,7 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
         int64_t r0, r1;
         split_range(x.nrows(), ctx.ith, ctx.nth, &r0, &r1);
         convert_rows(x, r0, r1, row_from_float(*ctx.kt, vdt), ctx.wdata, stride,
-                     reinterpret_cast<float*>(ctx.thread_scratch()));
+                     reinterpret_cast<float*>(ctx.thread_scratch()), w);
     }
     auto expert_of = [&](int64_t j, int64_t t) {
         int32_t e;

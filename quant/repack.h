@@ -1,0 +1,58 @@
+// Interleaved ("repacked") weight layouts for the CPU backend's GEMM.
+//
+// A repacked weight keeps its type and its size in bytes, but groups of
+// kRepackRows consecutive rows are rewritten so that one 256-bit load holds
+// the same stretch of all rows of the group: an integer dot product then
+// computes kRepackRows outputs at once, one per 32-bit lane, and the block
+// scales of the group scale them with one vector multiply. This is a property
+// of a CPU buffer (backends/cpu), never of a file: the GGUF layout stays
+// ggml's, and a repacked tensor is only ever read by mul_mat (it carries
+// kTensorRepacked).
+//
+// Q4_0, group of 8 rows: block b of rows r0..r7 becomes one BlockQ4_0x8 (the
+// same 8 * 18 bytes): the 8 fp16 scales, then 4 chunks of 32 bytes, chunk c
+// holding bytes 4c..4c+3 of each row's qs in row order. A chunk's low nibbles
+// are elements 4c..4c+3 of each row, its high nibbles elements 16+4c..16+4c+3.
+// Group g starts at byte g * 8 * row_bytes, so a row slice starting at a
+// multiple of 8 rows is addressed exactly as in the plain layout.
+//
+// Activations for a repacked weight: rows of the weight's vec_dot_type
+// followed by what the kernels need beyond it (Q4_0: the int32 sum of each
+// Q8_0 block's quants at the next multiple of 4 bytes after the blocks, so the
+// weights' offset 8 comes off once per block), made by
+// repacked_x_finish() after the usual conversion.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "quant/gemm.h"
+
+namespace moelite {
+
+inline constexpr int64_t kRepackRows = 8;
+
+// Whether a weight of `type` with m rows of k elements has a repacked layout
+// (the type has one, m is a multiple of kRepackRows).
+bool repack_supported(DType type, int64_t k, int64_t m);
+
+// Writes m rows of k elements (src rows src_stride bytes apart) into dst in
+// the repacked layout: m * row_bytes bytes, rows contiguous. repack_supported
+// must hold.
+void repack_rows(DType type, int64_t k, int64_t m, const void* src, size_t src_stride, void* dst);
+// The inverse: the plain rows back (for tests and tools).
+void unpack_rows(DType type, int64_t k, int64_t m, const void* src, void* dst);
+
+// Bytes of one converted activation row for a repacked weight of `type`.
+size_t repacked_x_row_bytes(DType type, int64_t k);
+// Appends the extras to a row already converted to the vec_dot_type.
+void repacked_x_finish(DType type, void* row, int64_t k);
+
+// Scalar reference of the repacked GEMM (quant/gemm.h conventions; w points at
+// the first row of a group, w_stride is the plain row size, m a multiple of
+// kRepackRows, x_rows made by repacked_x_finish). Gives exactly the plain
+// reference vec_dot's results. Null for types without a repacked layout.
+GemmFn gemm_repacked_ref(DType type);
+
+}  // namespace moelite

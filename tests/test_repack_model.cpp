@@ -1,0 +1,132 @@
+// Weights repacked at load (quant/repack.h, CpuBackend::adopt_weight): which
+// weights a model hands over, that the forward pass over them gives the
+// logits of the file's layout, and that no op but mul_mat accepts them.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "backends/cpu/cpu_backend.h"
+#include "core/graph.h"
+#include "models/model.h"
+#include "models/session.h"
+#include "models/synth.h"
+#include "quant/repack.h"
+#include "tests/test_util.h"
+#include "tests/tiny_models.h"
+
+using namespace moelite;
+
+namespace {
+
+std::vector<float> logits_of(const std::shared_ptr<const Model>& model, CpuBackend& cpu,
+                             const std::vector<int32_t>& toks, bool one_by_one) {
+    Session s(model, cpu, SessionOptions{64, 512, DType::F32});
+    return test::eval_logits(s, toks, one_by_one);
+}
+
+void check_repacked_model(const HParams& hp, const std::string& what) {
+    test::TempDir dir;
+    const std::string path = (dir / "m.gguf").string();
+    synth_write_model(path, hp, synth_type(DType::Q4_0));
+
+    CpuBackendOptions plain_options{2, std::nullopt};
+    plain_options.repack_weights = false;
+    CpuBackend plain_cpu(plain_options), cpu(CpuBackendOptions{2, std::nullopt});
+    auto plain = Model::load(path, plain_cpu);
+    auto model = Model::load(path, cpu);
+
+    int repacked = 0;
+    for (const Tensor& t : plain->weights()) CHECK((t.flags & kTensorRepacked) == 0);
+    for (const Tensor& t : model->weights()) {
+        const bool expert = t.name.find("_exps") != std::string::npos;
+        const bool eligible = t.type == DType::Q4_0 && t.ne[2] == 1 && t.ne[1] % kRepackRows == 0 && !expert &&
+                              t.name != "token_embd.weight";
+        INFO(what << ": " << t.name);
+        CHECK(((t.flags & kTensorRepacked) != 0) == eligible);
+        if (t.flags & kTensorRepacked) {
+            ++repacked;
+            CHECK(t.buffer != nullptr);
+            CHECK(t.buffer->is_host());
+        }
+    }
+    MESSAGE(what << ": " << repacked << " weights repacked");
+    CHECK(repacked >= 7 * int(hp.n_layer) / 2);
+
+    const std::vector<int32_t> toks = {1, 5, 9, 2, 33, 63, 0, 7, 7, 12};
+    const std::vector<float> want = logits_of(plain, plain_cpu, toks, false);
+    float range = 0;
+    for (float v : want) range = std::max(range, std::abs(v));
+    for (bool one_by_one : {false, true}) {
+        const std::vector<float> got = logits_of(model, cpu, toks, one_by_one);
+        REQUIRE(got.size() == want.size());
+        float worst = 0;
+        for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]));
+        MESSAGE(what << (one_by_one ? " one by one" : " batch") << ": max |repacked - file layout| = " << worst
+                     << " of range " << range);
+        // Only the order of float additions differs.
+        CHECK(worst <= 1e-4f * range);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("repacked weights: a dense Q4_0 model gives the logits of the file's layout") {
+    check_repacked_model(test::tiny_dense_hparams(Arch::Qwen2), "qwen2 q4_0");
+}
+
+TEST_CASE("repacked weights: deepseek2 Q4_0 repacks dense and shared-expert weights, never the experts") {
+    check_repacked_model(test::tiny_deepseek2_hparams(), "deepseek2 q4_0");
+}
+
+TEST_CASE("repacked weights: only mul_mat's weight operand accepts them") {
+    const int64_t k = 64, m = 16;
+    std::vector<uint8_t> bytes(dtype_row_bytes(DType::Q4_0, k) * size_t(m));
+    const std::vector<float> values = test::random_floats(size_t(k * m), 3, 0.1f);
+    quant_traits(DType::Q4_0)->from_float(values.data(), bytes.data(), k * m);
+
+    CpuBackend cpu(CpuBackendOptions{1, std::nullopt});
+    auto wrapped = cpu.wrap_host_memory(bytes.data(), bytes.size());
+    Tensor w;
+    const int64_t ne[2] = {k, m};
+    tensor_set_shape(w, DType::Q4_0, ne, 2);
+    w.data = bytes.data();
+    w.buffer = wrapped.get();
+    w.flags |= kTensorWeight;
+    auto own = cpu.adopt_weight(w);
+    REQUIRE(own != nullptr);
+    CHECK((w.flags & kTensorRepacked) != 0);
+    CHECK(w.data != static_cast<void*>(bytes.data()));
+    CHECK(cpu.adopt_weight(w) == nullptr);  // once only
+
+    std::vector<uint8_t> back(bytes.size());
+    unpack_rows(DType::Q4_0, k, m, w.data, back.data());
+    CHECK(back == bytes);
+
+    Graph g;
+    Tensor* x = g.new_input(DType::F32, {k, 3});
+    Tensor* ids = g.new_input(DType::I32, {2});
+    CHECK(cpu.supports_op(*g.mul_mat(&w, x)));
+    CHECK_FALSE(cpu.supports_op(*g.get_rows(&w, ids)));
+    // ...which the same weight in the file's layout supports.
+    Tensor file_layout = w;
+    file_layout.flags = kTensorWeight;
+    file_layout.data = bytes.data();
+    CHECK(cpu.supports_op(*g.get_rows(&file_layout, ids)));
+    CHECK(cpu.supports_op(*g.mul_mat(g.view(&file_layout, {k, m / 2}, {w.nb[1]}, 0), x)));
+    Tensor* half = g.view(&w, {k, m / 2}, {w.nb[1]}, 0);
+    CHECK_FALSE(cpu.supports_op(*half));
+    CHECK_FALSE(cpu.supports_op(*g.mul_mat(half, x)));
+
+    // A weight whose rows do not fill whole groups stays where it is.
+    Tensor odd = w;
+    odd.flags = kTensorWeight;
+    odd.data = bytes.data();
+    odd.ne[1] = m - 1;
+    CHECK(cpu.adopt_weight(odd) == nullptr);
+    CpuBackendOptions off{1, std::nullopt};
+    off.repack_weights = false;
+    CpuBackend plain_cpu(off);
+    Tensor again = odd;
+    again.ne[1] = m;
+    CHECK(plain_cpu.adopt_weight(again) == nullptr);
+}
