@@ -268,6 +268,7 @@ void Model::adopt_weights(Backend& host) {
     // tied) nor the experts, which mul_mat_id reads from the mapped file so
     // that unchosen ones are never touched.
     const std::vector<TensorSpec> specs = arch_tensor_specs(hp_);
+    bool adopted = false;
     for (const TensorSpec& spec : specs) {
         if (spec.role == TensorRole::TokenEmbd || spec.role == TensorRole::FfnGateExps ||
             spec.role == TensorRole::FfnUpExps || spec.role == TensorRole::FfnDownExps)
@@ -279,10 +280,18 @@ void Model::adopt_weights(Backend& host) {
         std::unique_ptr<Buffer> own = host.adopt_weight(*t);
         if (!own) continue;
         own_buffers_.push_back(std::move(own));
-        // The copy replaces the mapped pages: let them leave the resident set.
+        adopted = true;
+        // The copy replaces the mapped pages: let them leave the resident set
+        // as we go, so that loading never holds both.
         if (const MappedFile* map = file_->mapping())
             map->advise_dontneed(size_t(static_cast<const uint8_t*>(mapped) - file_->file_data()), bytes);
     }
+    // Reading the copies' sources also mapped their neighbours (the kernel
+    // maps cached pages around a fault), experts among them: unmap the whole
+    // file, so that only what the forward pass reads is resident (and can be
+    // evicted). Later reads fault the pages in again from the page cache.
+    if (adopted)
+        if (const MappedFile* map = file_->mapping()) map->advise_dontneed(0, file_->file_size());
 }
 
 Tensor* Model::weight(TensorRole role, int64_t layer) const {

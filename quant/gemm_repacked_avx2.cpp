@@ -89,37 +89,208 @@ void tile_q4_0_r8(int64_t nb, const BlockQ4_0x8* w, const BlockQ8_0* const* x, c
     for (int j = 0; j < NR; ++j) _mm256_storeu_ps(out[j], acc[j]);
 }
 
+// Q8_0 group block: 8 fp16 scales, then 8 chunks of 8 rows x 4 quants.
+// Signed by signed: |w| into maddubs, w's sign moved onto the broadcast
+// activation (pairs within 2 * 128 * 127: one madd per chunk).
+template <int NR>
+void tile_q8_0_r8(int64_t nb, const uint8_t* w, const BlockQ8_0* const* x, float* const* out) {
+    constexpr size_t kBlock = kGroupRows * sizeof(BlockQ8_0);
+    __m256 acc[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) acc[j] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* gb = w + size_t(b) * kBlock;
+        // Prefetched as the loads go, one line per pair of chunks (see the Q4_K tile).
+        _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes, _MM_HINT_T0);
+        __m256i sumi[NR];
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; ++c) {
+            if (c % 2 == 1) _mm_prefetch(reinterpret_cast<const char*>(gb) + 16 + 32 * c + kPrefetchBytes, _MM_HINT_T0);
+            const __m256i q = load256(gb + 16 + 32 * c);
+            const __m256i abs_q = _mm256_sign_epi8(q, q);
+#pragma GCC unroll 4
+            for (int j = 0; j < NR; ++j) {
+                const __m256i y = _mm256_sign_epi8(broadcast32(x[j][b].qs + 4 * c), q);
+                const __m256i t = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_q, y), ones);
+                sumi[j] = c == 0 ? t : _mm256_add_epi32(sumi[j], t);
+            }
+        }
+        const __m256 dw = _mm256_cvtph_ps(load128(gb));
+#pragma GCC unroll 4
+        for (int j = 0; j < NR; ++j) {
+            acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(h2f(x[j][b].d))), _mm256_cvtepi32_ps(sumi[j]),
+                                     acc[j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) _mm256_storeu_ps(out[j], acc[j]);
+}
+
+// pshufb patterns over 32-bit lanes of 4 bytes: kPickPair[p] makes the int16
+// pair (byte p, byte p) of each lane, kPickPair[4 + p] the pair (byte p,
+// byte p + 1); zero-extended.
+#define MOELITE_PICK(lo, hi)                                                                                      \
+    {lo, 0x80, hi, 0x80, 4 + lo, 0x80, 4 + hi, 0x80, 8 + lo, 0x80, 8 + hi, 0x80, 12 + lo, 0x80, 12 + hi, 0x80, \
+     lo, 0x80, hi, 0x80, 4 + lo, 0x80, 4 + hi, 0x80, 8 + lo, 0x80, 8 + hi, 0x80, 12 + lo, 0x80, 12 + hi, 0x80}
+alignas(32) constexpr uint8_t kPickPair[6][32] = {MOELITE_PICK(0, 0), MOELITE_PICK(1, 1), MOELITE_PICK(2, 2),
+                                                  MOELITE_PICK(3, 3), MOELITE_PICK(0, 1), MOELITE_PICK(2, 3)};
+#undef MOELITE_PICK
+inline __m256i pick_pairs(__m256i v, int pattern) {
+    return _mm256_shuffle_epi8(v, _mm256_load_si256(reinterpret_cast<const __m256i*>(kPickPair[pattern])));
+}
+
+// Q4_K group block (1152 bytes): d[8], dmin[8], 3 chunks of the rows' packed
+// scales (bytes 0-3, 4-7, 8-11 of each row's 12), 32 chunks of qs. The 6-bit
+// scales and mins of the 8 rows unpack together, one row per lane (as
+// unpack_scales_k4 does for one row); sub-block j's scale becomes an int16
+// pair per lane for the madd that ends its int16 sums, and the mins meet the
+// Q8_K sums of 32 (from bsums) in four madds.
+template <int NR>
+void tile_q4_K_r8(int64_t nb, const uint8_t* w, const BlockQ8_K* const* x, float* const* out) {
+    constexpr size_t kBlock = kGroupRows * sizeof(BlockQ4_K);
+    __m256 acc[NR], min_acc[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) acc[j] = min_acc[j] = _mm256_setzero_ps();
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* gb = w + size_t(b) * kBlock;
+        // The block's 18 lines, prefetched a few at a time as the loads go:
+        // the header's 2 here, the quants' 2 per pair of chunks below.
+        _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes + 64, _MM_HINT_T0);
+        const __m256i s0 = load256(gb + 32), s1 = load256(gb + 64), s2 = load256(gb + 96);
+        const __m256i low6 = _mm256_set1_epi8(0x3f), low2 = _mm256_set1_epi8(0x03);
+        const __m256i sc03 = _mm256_and_si256(s0, low6);
+        const __m256i sc47 = _mm256_or_si256(_mm256_and_si256(s2, low4),
+                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(s0, 6), low2), 4));
+        const __m256i mn03 = _mm256_and_si256(s1, low6);
+        const __m256i mn47 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(s2, 4), low4),
+                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(s1, 6), low2), 4));
+        // sum over sub-blocks of min * (activation sum of the sub-block), per lane
+        __m256i min_sum[NR];
+        {
+            const __m256i mins[4] = {pick_pairs(mn03, 4), pick_pairs(mn03, 5), pick_pairs(mn47, 4),
+                                     pick_pairs(mn47, 5)};
+#pragma GCC unroll 4
+            for (int j = 0; j < NR; ++j) {
+                // int16 [y0..y3, y0..y3 | y4..y7, y4..y7], y_s the sum of sub-block s (|.| <= 4064)
+                const __m256i sums = _mm256_madd_epi16(load256(x[j][b].bsums), ones);
+                const __m256i packed = _mm256_packs_epi32(sums, sums);
+                __m256i m = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                for (int t = 0; t < 4; ++t) {
+                    const int at = t < 2 ? t : t + 2;
+                    const __m256i pair = _mm256_permutevar8x32_epi32(packed, _mm256_set1_epi32(at));
+                    m = _mm256_add_epi32(m, _mm256_madd_epi16(mins[t], pair));
+                }
+                min_sum[j] = m;
+            }
+        }
+        __m256i sumi[NR];
+#pragma GCC unroll 8
+        for (int j = 0; j < NR; ++j) sumi[j] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+        for (int sb = 0; sb < 8; ++sb) {
+            const int pair = sb / 2, high = sb % 2;
+            __m256i p[NR];
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; ++c) {
+                const uint8_t* chunk = gb + 128 + 32 * (8 * pair + c);
+                if (!high && c % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(chunk) + kPrefetchBytes, _MM_HINT_T0);
+                const __m256i packed = load256(chunk);
+                const __m256i q = high ? _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4)
+                                       : _mm256_and_si256(packed, low4);
+#pragma GCC unroll 4
+                for (int j = 0; j < NR; ++j) {
+                    // pairs <= 2 * 15 * 127; the 8 chunks' sum <= 30480
+                    const __m256i t = _mm256_maddubs_epi16(q, broadcast32(x[j][b].qs + 32 * sb + 4 * c));
+                    p[j] = c == 0 ? t : _mm256_add_epi16(p[j], t);
+                }
+            }
+            const __m256i scale = pick_pairs(sb < 4 ? sc03 : sc47, sb % 4);
+#pragma GCC unroll 4
+            for (int j = 0; j < NR; ++j) sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p[j], scale));
+        }
+        const __m256 d = _mm256_cvtph_ps(load128(gb)), dmin = _mm256_cvtph_ps(load128(gb + 16));
+#pragma GCC unroll 4
+        for (int j = 0; j < NR; ++j) {
+            const __m256 dy = _mm256_set1_ps(x[j][b].d);
+            acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+            min_acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(dmin, dy), _mm256_cvtepi32_ps(min_sum[j]), min_acc[j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) _mm256_storeu_ps(out[j], _mm256_sub_ps(acc[j], min_acc[j]));
+}
+
 constexpr int kCols = 4;
-using TileFn = void (*)(int64_t, const BlockQ4_0x8*, const BlockQ8_0* const*, const int32_t* const*, float* const*);
-constexpr TileFn kTiles[kCols] = {tile_q4_0_r8<1>, tile_q4_0_r8<2>, tile_q4_0_r8<3>, tile_q4_0_r8<4>};
 
 // Covers m x n with groups of 8 rows by up to kCols activation rows, column
 // tile outer so the kCols activation rows stay in L1 while the groups pass.
-void gemm_q4_0_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
-                  float* const* out_rows) {
-    const int64_t nb = k / kQK8_0;
-    const size_t at = sums_offset(k);
-    const char* wc = static_cast<const char*>(w);
+// Tile(c) runs c + 1 activation rows of x (already offset to the column tile).
+template <class Tile>
+void gemm_groups(int64_t m, int64_t n, const char* w, size_t ws, float* const* out_rows, Tile&& tile) {
     for (int64_t j = 0; j < n; j += kCols) {
         const int nr = int(n - j < kCols ? n - j : kCols);
-        const BlockQ8_0* x[kCols];
-        const int32_t* sums[kCols];
         float* out[kCols];
-        for (int c = 0; c < nr; ++c) {
-            x[c] = static_cast<const BlockQ8_0*>(x_rows[j + c]);
-            sums[c] = reinterpret_cast<const int32_t*>(static_cast<const char*>(x_rows[j + c]) + at);
-        }
         for (int64_t i = 0; i < m; i += kGroupRows) {
             for (int c = 0; c < nr; ++c) out[c] = out_rows[j + c] + i;
-            kTiles[nr - 1](nb, reinterpret_cast<const BlockQ4_0x8*>(wc + size_t(i) * ws), x, sums, out);
+            tile(nr, j, reinterpret_cast<const uint8_t*>(w + size_t(i) * ws), out);
         }
     }
+}
+
+void gemm_q4_0_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
+                  float* const* out_rows) {
+    using Fn = void (*)(int64_t, const BlockQ4_0x8*, const BlockQ8_0* const*, const int32_t* const*, float* const*);
+    static constexpr Fn kTiles[kCols] = {tile_q4_0_r8<1>, tile_q4_0_r8<2>, tile_q4_0_r8<3>, tile_q4_0_r8<4>};
+    const int64_t nb = k / kQK8_0;
+    const size_t at = sums_offset(k);
+    const BlockQ8_0* x[kCols];
+    const int32_t* sums[kCols];
+    int64_t loaded = -1;
+    gemm_groups(m, n, static_cast<const char*>(w), ws, out_rows, [&](int nr, int64_t j, const uint8_t* g, float* const* out) {
+        if (loaded != j) {
+            for (int c = 0; c < nr; ++c) {
+                x[c] = static_cast<const BlockQ8_0*>(x_rows[j + c]);
+                sums[c] = reinterpret_cast<const int32_t*>(static_cast<const char*>(x_rows[j + c]) + at);
+            }
+            loaded = j;
+        }
+        kTiles[nr - 1](nb, reinterpret_cast<const BlockQ4_0x8*>(g), x, sums, out);
+    });
+}
+
+template <class XBlock, void (*... kTile)(int64_t, const uint8_t*, const XBlock* const*, float* const*)>
+void gemm_plain_x(int64_t nb, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
+                  float* const* out_rows) {
+    using Fn = void (*)(int64_t, const uint8_t*, const XBlock* const*, float* const*);
+    static constexpr Fn kTiles[kCols] = {kTile...};
+    gemm_groups(m, n, static_cast<const char*>(w), ws, out_rows, [&](int nr, int64_t j, const uint8_t* g, float* const* out) {
+        kTiles[nr - 1](nb, g, reinterpret_cast<const XBlock* const*>(x_rows + j), out);
+    });
+}
+
+void gemm_q8_0_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
+                  float* const* out_rows) {
+    gemm_plain_x<BlockQ8_0, tile_q8_0_r8<1>, tile_q8_0_r8<2>, tile_q8_0_r8<3>, tile_q8_0_r8<4>>(
+        k / kQK8_0, m, n, w, ws, x_rows, out_rows);
+}
+
+void gemm_q4_K_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
+                  float* const* out_rows) {
+    gemm_plain_x<BlockQ8_K, tile_q4_K_r8<1>, tile_q4_K_r8<2>, tile_q4_K_r8<3>, tile_q4_K_r8<4>>(
+        k / kQK_K, m, n, w, ws, x_rows, out_rows);
 }
 
 }  // namespace
 
 void fill_gemm_repacked_avx2(GemmFn* gemm_repacked) {
     gemm_repacked[uint32_t(DType::Q4_0)] = gemm_q4_0_r8;
+    gemm_repacked[uint32_t(DType::Q8_0)] = gemm_q8_0_r8;
+    gemm_repacked[uint32_t(DType::Q4_K)] = gemm_q4_K_r8;
 }
 
 }  // namespace moelite

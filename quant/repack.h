@@ -9,10 +9,13 @@
 // ggml's, and a repacked tensor is only ever read by mul_mat (it carries
 // kTensorRepacked).
 //
-// Q4_0, group of 8 rows: block b of rows r0..r7 becomes one BlockQ4_0x8 (the
-// same 8 * 18 bytes): the 8 fp16 scales, then 4 chunks of 32 bytes, chunk c
-// holding bytes 4c..4c+3 of each row's qs in row order. A chunk's low nibbles
-// are elements 4c..4c+3 of each row, its high nibbles elements 16+4c..16+4c+3.
+// Layout (quant/repack.cpp has the table): block b of a group of 8 rows
+// becomes one group block of 8 blocks' bytes: first the fp16 fields (Q4_0,
+// Q8_0: d; Q4_K: d, dmin), each gathered for the 8 rows in row order, then
+// the rest of the block's bytes in chunks of 4, each chunk gathered for the 8
+// rows (32 bytes: one load). For Q4_0 chunk c's low nibbles are elements
+// 4c..4c+3 of each row, its high nibbles 16+4c..16+4c+3; Q8_0's chunk c is
+// elements 4c..4c+3; Q4_K has 3 chunks of its packed scales, then 32 of qs.
 // Group g starts at byte g * 8 * row_bytes, so a row slice starting at a
 // multiple of 8 rows is addressed exactly as in the plain layout.
 //
@@ -51,8 +54,9 @@ void repacked_x_finish(DType type, void* row, int64_t k);
 
 // Scalar reference of the repacked GEMM (quant/gemm.h conventions; w points at
 // the first row of a group, w_stride is the plain row size, m a multiple of
-// kRepackRows, x_rows made by repacked_x_finish). Gives exactly the plain
-// reference vec_dot's results. Null for types without a repacked layout.
+// kRepackRows, x_rows made by repacked_x_finish). Gives the plain
+// reference vec_dot's results up to the order of float sums. Null for types
+// without a repacked layout.
 GemmFn gemm_repacked_ref(DType type);
 
 }  // namespace moelite

@@ -99,6 +99,9 @@ std::unique_ptr<Buffer> CpuBackend::adopt_weight(Tensor& t) {
     if (!repack_weights_ || t.is_view() || (t.flags & kTensorRepacked) || t.data == nullptr) return nullptr;
     if (t.ne[2] != 1 || t.ne[3] != 1 || !t.rows_contiguous() || !repack_supported(t.type, t.ne[0], t.ne[1]))
         return nullptr;
+    // Only where the kernel table has a kernel faster than the reference,
+    // which unshuffles block by block.
+    if (kernels_->gemm_repacked[uint32_t(t.type)] == gemm_repacked_ref(t.type)) return nullptr;
     const size_t row_bytes = t.row_bytes();
     auto buffer = alloc_buffer(row_bytes * size_t(t.ne[1]));
     // Groups of rows split over the pool: a byte shuffle, bound by memory.

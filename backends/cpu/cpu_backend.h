@@ -32,8 +32,9 @@ struct CpuBackendOptions {
     // many activation rows (builds with MOELITE_HAVE_OPENBLAS); 0 never does.
     int64_t blas_min_cols = kDefaultBlasMinCols;
     // adopt_weight() repacks the weights that have an interleaved layout
-    // (quant/repack.h) into memory of the backend's own; false keeps every
-    // weight where it is (the mapped file).
+    // (quant/repack.h) and a SIMD kernel over it in the backend's kernel
+    // table into memory of the backend's own; false keeps every weight where
+    // it is (the mapped file).
     bool repack_weights = true;
 
     // Where sgemm starts to win over the vec_dot path (see ops_matmul.cpp).
