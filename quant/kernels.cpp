@@ -56,6 +56,7 @@ KernelTable scalar_table() {
         const QuantTraits* traits = type ? quant_traits(*type) : nullptr;
         t.vec_dot[id] = traits ? traits->vec_dot : nullptr;
         t.quantize_row[id] = nullptr;
+        t.to_float[id] = traits ? traits->to_float : nullptr;
         t.gemm[id] = nullptr;
         t.gemm_repacked[id] = type ? gemm_repacked_ref(*type) : nullptr;
     }
@@ -69,10 +70,12 @@ KernelTable scalar_table() {
 // Runs `fill` over a copy of `below` and keeps only the entries that are safe
 // to use (see the header comment).
 KernelTable overlay(const KernelTable& below, Isa isa, void (*fill)(VecDotFn*, FromFloatFn*),
-                    void (*fill_gemm)(GemmFn*) = nullptr, void (*fill_gemm_repacked)(GemmFn*) = nullptr) {
+                    void (*fill_gemm)(GemmFn*) = nullptr, void (*fill_gemm_repacked)(GemmFn*) = nullptr,
+                    void (*fill_to_float)(ToFloatFn*) = nullptr) {
     KernelTable t = below;
     t.isa = isa;
     if (fill != nullptr) fill(t.vec_dot, t.quantize_row);
+    if (fill_to_float != nullptr) fill_to_float(t.to_float);
     if (fill_gemm != nullptr) fill_gemm(t.gemm);
     if (fill_gemm_repacked != nullptr) fill_gemm_repacked(t.gemm_repacked);
     for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
@@ -97,6 +100,9 @@ KernelTable overlay(const KernelTable& below, Isa isa, void (*fill)(VecDotFn*, F
                                    "SIMD dot product written for another activation type than the reference's");
             }
         }
+        if (t.to_float[id] != below.to_float[id] && (traits == nullptr || traits->to_float == nullptr)) {
+            t.to_float[id] = below.to_float[id];  // no reference: not tested, not used
+        }
         if (t.quantize_row[id] != below.quantize_row[id] && (traits == nullptr || traits->from_float == nullptr)) {
             t.quantize_row[id] = below.quantize_row[id];
         }
@@ -116,7 +122,7 @@ const Tables& tables() {
         const int best = int(t.best);
         t.table[0] = scalar_table();
         if (best >= int(Isa::Avx2)) t.table[1] = overlay(t.table[0], Isa::Avx2, fill_kernels_avx2, fill_gemm_avx2,
-                                                              fill_gemm_repacked_avx2);
+                                                              fill_gemm_repacked_avx2, fill_to_float_avx2);
         if (best >= int(Isa::Avx512)) t.table[2] = overlay(t.table[1], Isa::Avx512, fill_kernels_avx512);
         if (best >= int(Isa::Avx512Vnni)) {
             t.table[3] = overlay(t.table[2], Isa::Avx512Vnni, fill_kernels_avx512vnni);

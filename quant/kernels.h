@@ -56,6 +56,9 @@ struct KernelTable {
     VecDotFn vec_dot[kDTypeIdLimit];
     // Per activation type (F32, F16, BF16, Q8_0, Q8_1, Q8_K): quantize one row.
     FromFloatFn quantize_row[kDTypeIdLimit];
+    // Per type with a reference to_float: dequantize one row (KV cache rows,
+    // embeddings, weights for sgemm).
+    ToFloatFn to_float[kDTypeIdLimit];
     // Per weight type: tile kernel (quant/gemm.h), null where the ISA has none;
     // gemm_tiles() then falls back to vec_dot.
     GemmFn gemm[kDTypeIdLimit];

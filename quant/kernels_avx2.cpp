@@ -523,7 +523,28 @@ void quantize_row_bf16(const float* x, void* vy, int64_t n) {
     for (; i < n; ++i) y[i] = fp32_to_bf16(x[i]);
 }
 
+// F16 / BF16 rows to F32, 8 at a time: exact (as the references), except
+// that a signalling NaN comes out quiet from F16.
+void to_float_f16(const void* src, float* dst, int64_t n) {
+    const auto* h = static_cast<const uint16_t*>(src);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_f16x8(h + i));
+    for (; i < n; ++i) dst[i] = h2f(h[i]);
+}
+
+void to_float_bf16(const void* src, float* dst, int64_t n) {
+    const auto* h = static_cast<const uint16_t*>(src);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_bf16x8(h + i));
+    for (; i < n; ++i) dst[i] = bf16_to_fp32(h[i]);
+}
+
 }  // namespace
+
+void fill_to_float_avx2(ToFloatFn* to_float) {
+    to_float[uint32_t(DType::F16)] = to_float_f16;
+    to_float[uint32_t(DType::BF16)] = to_float_bf16;
+}
 
 void fill_kernels_avx2(VecDotFn* vec_dot, FromFloatFn* quantize_row) {
     vec_dot[uint32_t(DType::F32)] = vec_dot_f32;

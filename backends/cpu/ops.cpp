@@ -118,6 +118,11 @@ ToFloatFn row_to_float(DType type) {
     }
 }
 
+ToFloatFn row_to_float(const KernelTable& kt, DType type) {
+    if (kt.to_float[uint32_t(type)]) return kt.to_float[uint32_t(type)];
+    return row_to_float(type);
+}
+
 FromFloatFn row_from_float(const KernelTable& kt, DType type) {
     if (kt.quantize_row[uint32_t(type)]) return kt.quantize_row[uint32_t(type)];
     const QuantTraits* t = quant_traits(type);

@@ -56,6 +56,8 @@ inline void split_range(int64_t n, int ith, int nth, int64_t* r0, int64_t* r1) {
 // The conversion function of `type` for rows: the kernel table's where it has
 // one, else the reference (quant/quant.h). Null when neither exists.
 FromFloatFn row_from_float(const KernelTable& kt, DType type);
+ToFloatFn row_to_float(const KernelTable& kt, DType type);
+// Whether rows of `type` convert to F32 at all (supports_op checks).
 ToFloatFn row_to_float(DType type);
 // vec_dot of weight type `type` from the table (falls back to the reference);
 // vdt receives the activation type it pairs with.

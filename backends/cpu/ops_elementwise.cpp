@@ -88,7 +88,7 @@ void binary_rows(const Tensor& node, const OpContext& ctx, F f) {
 void op_get_rows(const Tensor& node, const OpContext& ctx) {
     const Tensor& table = *node.src[0];
     const Tensor& ids = *node.src[1];
-    const ToFloatFn to_float = row_to_float(table.type);
+    const ToFloatFn to_float = row_to_float(*ctx.kt, table.type);
     MOELITE_ASSERT(to_float != nullptr);
     const int64_t n = node.ne[0];
     int64_t r0, r1;

@@ -117,7 +117,7 @@ void mul_mat_blas(const Tensor& node, const OpContext& ctx) {
     const Tensor& x = *node.src[1];
     const int64_t K = w.ne[0], M = w.ne[1], N = x.ne[1];
     const int64_t r2 = x.ne[2] / w.ne[2], r3 = x.ne[3] / w.ne[3];
-    const ToFloatFn to_float = w.type == DType::F32 ? nullptr : row_to_float(w.type);
+    const ToFloatFn to_float = w.type == DType::F32 ? nullptr : row_to_float(*ctx.kt, w.type);
     float* chunk = reinterpret_cast<float*>(ctx.thread_scratch());
 
     int64_t m0, m1;

@@ -196,7 +196,7 @@ void op_flash_attn(const Tensor& node, const OpContext& ctx) {
     DType vdt;
     const VecDotFn dot = row_vec_dot(*ctx.kt, k.type, &vdt);
     const FromFloatFn convert_q = row_from_float(*ctx.kt, vdt);
-    const ToFloatFn v_to_float = v.type == DType::F32 ? nullptr : row_to_float(v.type);
+    const ToFloatFn v_to_float = v.type == DType::F32 ? nullptr : row_to_float(*ctx.kt, v.type);
 
     const AttnScratch layout = attn_scratch(node);
     char* scratch = ctx.thread_scratch();
