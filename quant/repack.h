@@ -14,15 +14,16 @@
 // Q8_0: d; Q4_K: d, dmin), each gathered for the 8 rows in row order, then
 // the rest of the block's bytes in chunks of 4, each chunk gathered for the 8
 // rows (32 bytes: one load). For Q4_0 chunk c's low nibbles are elements
-// 4c..4c+3 of each row, its high nibbles 16+4c..16+4c+3; Q8_0's chunk c is
-// elements 4c..4c+3; Q4_K has 3 chunks of its packed scales, then 32 of qs.
+// 4c..4c+3 of each row, its high nibbles 16+4c..16+4c+3; Q5_0 has its qh
+// words in chunk 0, then its qs as Q4_0; Q8_0's chunk c is elements
+// 4c..4c+3; Q4_K has 3 chunks of its packed scales, then 32 of qs.
 // Group g starts at byte g * 8 * row_bytes, so a row slice starting at a
 // multiple of 8 rows is addressed exactly as in the plain layout.
 //
 // Activations for a repacked weight: rows of the weight's vec_dot_type
-// followed by what the kernels need beyond it (Q4_0: the int32 sum of each
+// followed by what the kernels need beyond it (Q4_0, Q5_0: the int32 sum of each
 // Q8_0 block's quants at the next multiple of 4 bytes after the blocks, so the
-// weights' offset 8 comes off once per block), made by
+// weights' offset 8 or 16 comes off once per block), made by
 // repacked_x_finish() after the usual conversion.
 #pragma once
 

@@ -58,6 +58,8 @@ namespace {
 
 constexpr int64_t kRowsPerUnit = 16;
 constexpr int64_t kColsPerUnit = 64;
+// mul_mat_id repacks a unit of an expert's rows when it has this many tokens.
+constexpr int32_t kRepackMinTokens = 4;
 
 #ifdef MOELITE_HAVE_OPENBLAS
 constexpr int64_t kBlasChunkRows = 64;
@@ -252,13 +254,29 @@ struct MoeLayout {
     size_t conv_bytes, offsets_at, cursor_at, entries_at, active_at, total;
 };
 
+// Whether a batch's experts may be repacked on the fly (see op_mul_mat_id):
+// the type has a repacked layout, there is more than one token, and the
+// activation rows are converted (so they can carry the layout's extras).
+bool moe_repacks(const Tensor& node) {
+    const Tensor& w = *node.src[0];
+    const Tensor& x = *node.src[1];
+    return node.src[2]->ne[1] > 1 && repack_supported(w.type, w.ne[0], kRepackRows) &&
+           !x_used_in_place(x, quant_traits(w.type)->vec_dot_type);
+}
+
+size_t moe_x_stride(const Tensor& node) {
+    const Tensor& w = *node.src[0];
+    if (moe_repacks(node)) return align_up(repacked_x_row_bytes(w.type, w.ne[0]));
+    return converted_row_stride(quant_traits(w.type)->vec_dot_type, w.ne[0]);
+}
+
 MoeLayout moe_layout(const Tensor& node) {
     const Tensor& w = *node.src[0];
     const Tensor& x = *node.src[1];
     const Tensor& ids = *node.src[2];
     const DType vdt = quant_traits(w.type)->vec_dot_type;
     MoeLayout l;
-    l.conv_bytes = x_used_in_place(x, vdt) ? 0 : converted_row_stride(vdt, x.ne[0]) * size_t(x.nrows());
+    l.conv_bytes = x_used_in_place(x, vdt) ? 0 : moe_x_stride(node) * size_t(x.nrows());
     l.offsets_at = l.conv_bytes;
     l.cursor_at = l.offsets_at + align_up(sizeof(int32_t) * size_t(w.ne[2] + 1));
     l.entries_at = l.cursor_at + align_up(sizeof(int32_t) * size_t(w.ne[2]));
@@ -286,7 +304,11 @@ bool supports_mul_mat_id(const Tensor& node) {
 }
 
 WorkSize work_size_mul_mat_id(const Tensor& node, int nth) {
-    return {moe_layout(node).total, align_up(sizeof(float) * size_t(node.src[1]->ne[0]))};
+    // Per thread: a gathered activation row, and a unit of repacked rows.
+    const Tensor& w = *node.src[0];
+    size_t per_thread = align_up(sizeof(float) * size_t(node.src[1]->ne[0]));
+    if (moe_repacks(node)) per_thread += align_up(w.row_bytes() * size_t(kRowsPerUnit));
+    return {moe_layout(node).total, per_thread};
 }
 
 void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
@@ -297,7 +319,8 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
     const int64_t k = ids.ne[0], T = ids.ne[1], nx = x.ne[1];
     const DType vdt = quant_traits(w.type)->vec_dot_type;  // supports_mul_mat*() checked there is one
     const bool in_place = x_used_in_place(x, vdt);
-    const size_t stride = converted_row_stride(vdt, K);
+    const bool repacks = moe_repacks(node);
+    const size_t stride = moe_x_stride(node);
     const MoeLayout l = moe_layout(node);
     int32_t* offsets = reinterpret_cast<int32_t*>(ctx.wdata + l.offsets_at);
     int32_t* cursor = reinterpret_cast<int32_t*>(ctx.wdata + l.cursor_at);
@@ -309,6 +332,8 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
         split_range(x.nrows(), ctx.ith, ctx.nth, &r0, &r1);
         convert_rows(x, r0, r1, row_from_float(*ctx.kt, vdt), ctx.wdata, stride,
                      reinterpret_cast<float*>(ctx.thread_scratch()), w);
+        if (repacks)
+            for (int64_t r = r0; r < r1; ++r) repacked_x_finish(w.type, ctx.wdata + size_t(r) * stride, K);
     }
     auto expert_of = [&](int64_t j, int64_t t) {
         int32_t e;
@@ -343,6 +368,16 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
     ctx.barrier();
 
     // Units: (expert in use, block of kRowsPerUnit weight rows), each over all of the expert's rows.
+    // A unit whose expert has at least kRepackMinTokens rows of the batch is
+    // first repacked into the thread's scratch (quant/repack.h): the
+    // interleaved kernel then runs over all of them, and the byte shuffle,
+    // once per unit, costs a few percent of that. The experts stay in the
+    // mapped file untouched.
+    const GemmFn repacked_gemm =
+        repacks && ctx.kt->gemm_repacked[uint32_t(w.type)] != gemm_repacked_ref(w.type)
+            ? ctx.kt->gemm_repacked[uint32_t(w.type)]
+            : nullptr;
+    char* unit_rows = ctx.thread_scratch() + align_up(sizeof(float) * size_t(K));
     const int32_t n_active = active[0];
     const int64_t n_rblk = (M + kRowsPerUnit - 1) / kRowsPerUnit;
     int64_t u0, u1;
@@ -353,6 +388,9 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
         const int32_t begin = offsets[e], end = offsets[e + 1];
         const char* wb = static_cast<const char*>(w.data) + e * w.nb[2];
         const int64_t m0 = rb * kRowsPerUnit, m_end = std::min(M, m0 + kRowsPerUnit);
+        const bool repack_unit =
+            repacked_gemm && end - begin >= kRepackMinTokens && (m_end - m0) % kRepackRows == 0;
+        if (repack_unit) repack_rows(w.type, K, m_end - m0, wb + m0 * w.nb[1], w.nb[1], unit_rows);
         // The expert's rows in chunks of kColsPerUnit, each one tile call.
         const void* x_rows[kColsPerUnit];
         float* out_rows[kColsPerUnit];
@@ -364,7 +402,11 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
                 out_rows[q - q0] =
                     reinterpret_cast<float*>(static_cast<char*>(node.data) + j * node.nb[1] + t * node.nb[2]) + m0;
             }
-            gemm_tiles(*ctx.kt, w.type, K, m_end - m0, q1 - q0, wb + m0 * w.nb[1], w.nb[1], x_rows, out_rows);
+            if (repack_unit) {
+                repacked_gemm(K, m_end - m0, q1 - q0, unit_rows, w.row_bytes(), x_rows, out_rows);
+            } else {
+                gemm_tiles(*ctx.kt, w.type, K, m_end - m0, q1 - q0, wb + m0 * w.nb[1], w.nb[1], x_rows, out_rows);
+            }
         }
     }
 }
