@@ -49,8 +49,27 @@ inline __m256i broadcast32(const int8_t* p) {
 
 constexpr int kPrefetchBytes = 4096;  // as the plain tiles (quant/gemm_avx2.cpp)
 
-// Q5_0 group block (176 bytes): d[8], the rows' qh words (lane r: row r's
-// 32 fifth bits), then qs as Q4_0. Chunk c's fifth bits are bits 4c..4c+3
+// A group's chunks and fp16 fields (quant/repack.h): chunks first when the
+// group starts 32-byte aligned, fields first otherwise.
+struct Regions {
+    const uint8_t* chunks;
+    const uint8_t* fields;
+};
+inline Regions regions_of(const uint8_t* group, int64_t nb, size_t chunk_bytes, size_t field_bytes) {
+    if (reinterpret_cast<uintptr_t>(group) % 32 == 0) return {group, group + size_t(nb) * chunk_bytes};
+    return {group + size_t(nb) * field_bytes, group};
+}
+
+// One prefetch per line of a block's chunks, kPrefetchBytes ahead, and one
+// for its fields (16 or 32 bytes a block: mostly the same line again).
+inline void prefetch_block(const uint8_t* chunks, size_t chunk_bytes, const uint8_t* fields) {
+    for (size_t o = 0; o < chunk_bytes; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(chunks) + o + kPrefetchBytes, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(fields) + kPrefetchBytes, _MM_HINT_T0);
+}
+
+// Q5_0 block of a group: d[8] among the fields; the rows' qh words (lane r:
+// row r's 32 fifth bits), then qs as Q4_0, among the chunks. Chunk c's fifth bits are bits 4c..4c+3
 // (low nibbles) and 16+4c..16+4c+3 (high nibbles) of each lane: the byte
 // holding them is copied into the lane's 4 bytes (pshufb), each byte tests
 // its own bit and keeps 0x10. Quants 0..31 go in unsigned: 4 maddubs sum in
@@ -70,23 +89,25 @@ inline __m256i q5_fifth_bits(__m256i qh, int byte, int nibble) {
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
 }
 
-// Q4_0 (kFifthBit false: d[8] then 4 chunks of qs, 144 bytes) and Q5_0
-// (d[8], the qh chunk, the qs chunks: 176 bytes) group blocks by NR rows.
+// Q4_0 (kFifthBit false: 4 chunks of qs a block) and Q5_0 (the qh chunk,
+// then the qs chunks) groups by NR rows; d[8] of each block in the fields.
 template <bool kFifthBit, int NR>
-void tile_q45_0_r8(int64_t nb, const uint8_t* w, const BlockQ8_0* const* x, const int32_t* const* sums,
+void tile_q45_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, const int32_t* const* sums,
                    float* const* out) {
-    constexpr size_t kBlock = kGroupRows * (kFifthBit ? sizeof(BlockQ5_0) : sizeof(BlockQ4_0));
-    constexpr size_t kQs = kFifthBit ? 48 : 16;
+    constexpr size_t kChunks = kGroupRows * (kFifthBit ? sizeof(BlockQ5_0) - 2 : sizeof(BlockQ4_0) - 2);
+    constexpr size_t kQs = kFifthBit ? 32 : 0;
     constexpr int kOffset = kFifthBit ? 16 : 8;
+    const Regions rg = regions_of(group, nb, kChunks, 16);
     __m256 acc[NR];
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) acc[j] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* gb = w + size_t(b) * kBlock;
-        for (size_t o = 0; o < kBlock; o += 64) _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes + o, _MM_HINT_T0);
-        const __m256i qh = kFifthBit ? load256(gb + 16) : _mm256_setzero_si256();
+        const uint8_t* gb = rg.chunks + size_t(b) * kChunks;
+        const uint8_t* fields = rg.fields + 16 * size_t(b);
+        prefetch_block(gb, kChunks, fields);
+        const __m256i qh = kFifthBit ? load256(gb) : _mm256_setzero_si256();
         // Q4_0: one int16 sum of all 8 maddubs (<= 30480); Q5_0: one per nibble half.
         __m256i p_lo[NR], p_hi[NR];
 #pragma GCC unroll 4
@@ -111,7 +132,7 @@ void tile_q45_0_r8(int64_t nb, const uint8_t* w, const BlockQ8_0* const* x, cons
                 }
             }
         }
-        const __m256 dw = _mm256_cvtph_ps(load128(gb));
+        const __m256 dw = _mm256_cvtph_ps(load128(fields));
 #pragma GCC unroll 4
         for (int j = 0; j < NR; ++j) {
             __m256i sumi = _mm256_madd_epi16(p_lo[j], ones);
@@ -125,25 +146,25 @@ void tile_q45_0_r8(int64_t nb, const uint8_t* w, const BlockQ8_0* const* x, cons
     for (int j = 0; j < NR; ++j) _mm256_storeu_ps(out[j], acc[j]);
 }
 
-// Q8_0 group block: 8 fp16 scales, then 8 chunks of 8 rows x 4 quants.
+// Q8_0 block of a group: d[8] among the fields, 8 chunks of 8 rows x 4 quants.
 // Signed by signed: |w| into maddubs, w's sign moved onto the broadcast
 // activation (pairs within 2 * 128 * 127: one madd per chunk).
 template <int NR>
-void tile_q8_0_r8(int64_t nb, const uint8_t* w, const BlockQ8_0* const* x, float* const* out) {
-    constexpr size_t kBlock = kGroupRows * sizeof(BlockQ8_0);
+void tile_q8_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, float* const* out) {
+    constexpr size_t kChunks = kGroupRows * kQK8_0;
+    const Regions rg = regions_of(group, nb, kChunks, 16);
     __m256 acc[NR];
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) acc[j] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* gb = w + size_t(b) * kBlock;
-        // Prefetched as the loads go, one line per pair of chunks (see the Q4_K tile).
-        _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes, _MM_HINT_T0);
+        const uint8_t* gb = rg.chunks + size_t(b) * kChunks;
+        const uint8_t* fields = rg.fields + 16 * size_t(b);
+        prefetch_block(gb, kChunks, fields);
         __m256i sumi[NR];
 #pragma GCC unroll 8
         for (int c = 0; c < 8; ++c) {
-            if (c % 2 == 1) _mm_prefetch(reinterpret_cast<const char*>(gb) + 16 + 32 * c + kPrefetchBytes, _MM_HINT_T0);
-            const __m256i q = load256(gb + 16 + 32 * c);
+            const __m256i q = load256(gb + 32 * c);
             const __m256i abs_q = _mm256_sign_epi8(q, q);
 #pragma GCC unroll 4
             for (int j = 0; j < NR; ++j) {
@@ -152,7 +173,7 @@ void tile_q8_0_r8(int64_t nb, const uint8_t* w, const BlockQ8_0* const* x, float
                 sumi[j] = c == 0 ? t : _mm256_add_epi32(sumi[j], t);
             }
         }
-        const __m256 dw = _mm256_cvtph_ps(load128(gb));
+        const __m256 dw = _mm256_cvtph_ps(load128(fields));
 #pragma GCC unroll 4
         for (int j = 0; j < NR; ++j) {
             acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(h2f(x[j][b].d))), _mm256_cvtepi32_ps(sumi[j]),
@@ -164,39 +185,48 @@ void tile_q8_0_r8(int64_t nb, const uint8_t* w, const BlockQ8_0* const* x, float
 }
 
 // pshufb patterns over 32-bit lanes of 4 bytes: kPickPair[p] makes the int16
-// pair (byte p, byte p) of each lane, kPickPair[4 + p] the pair (byte p,
+// pair (byte p, byte p) of each lane, kPickPair[4 + p / 2] (p = 0, 2) the pair (byte p,
 // byte p + 1); zero-extended.
 #define MOELITE_PICK(lo, hi)                                                                                      \
     {lo, 0x80, hi, 0x80, 4 + lo, 0x80, 4 + hi, 0x80, 8 + lo, 0x80, 8 + hi, 0x80, 12 + lo, 0x80, 12 + hi, 0x80, \
      lo, 0x80, hi, 0x80, 4 + lo, 0x80, 4 + hi, 0x80, 8 + lo, 0x80, 8 + hi, 0x80, 12 + lo, 0x80, 12 + hi, 0x80}
-alignas(32) constexpr uint8_t kPickPair[6][32] = {MOELITE_PICK(0, 0), MOELITE_PICK(1, 1), MOELITE_PICK(2, 2),
-                                                  MOELITE_PICK(3, 3), MOELITE_PICK(0, 1), MOELITE_PICK(2, 3)};
+// kPickPair[6 + p]: the pair (byte p, byte p) in the high bytes of each int16
+// (an arithmetic shift right by 8 then sign-extends it).
+#define MOELITE_PICK_HIGH(p)                                                                              \
+    {0x80, p, 0x80, p, 0x80, 4 + p, 0x80, 4 + p, 0x80, 8 + p, 0x80, 8 + p, 0x80, 12 + p, 0x80, 12 + p, \
+     0x80, p, 0x80, p, 0x80, 4 + p, 0x80, 4 + p, 0x80, 8 + p, 0x80, 8 + p, 0x80, 12 + p, 0x80, 12 + p}
+alignas(32) constexpr uint8_t kPickPair[10][32] = {
+    MOELITE_PICK(0, 0),  MOELITE_PICK(1, 1),  MOELITE_PICK(2, 2),  MOELITE_PICK(3, 3),  MOELITE_PICK(0, 1),
+    MOELITE_PICK(2, 3),  MOELITE_PICK_HIGH(0), MOELITE_PICK_HIGH(1), MOELITE_PICK_HIGH(2), MOELITE_PICK_HIGH(3)};
 #undef MOELITE_PICK
+#undef MOELITE_PICK_HIGH
 inline __m256i pick_pairs(__m256i v, int pattern) {
     return _mm256_shuffle_epi8(v, _mm256_load_si256(reinterpret_cast<const __m256i*>(kPickPair[pattern])));
 }
 
-// Q4_K group block (1152 bytes): d[8], dmin[8], 3 chunks of the rows' packed
-// scales (bytes 0-3, 4-7, 8-11 of each row's 12), 32 chunks of qs. The 6-bit
+// Q4_K block of a group: d[8], dmin[8] among the fields; 3 chunks of the
+// rows' packed scales (bytes 0-3, 4-7, 8-11 of each row's 12), 32 of qs. The 6-bit
 // scales and mins of the 8 rows unpack together, one row per lane (as
 // unpack_scales_k4 does for one row); sub-block j's scale becomes an int16
 // pair per lane for the madd that ends its int16 sums, and the mins meet the
 // Q8_K sums of 32 (from bsums) in four madds.
 template <int NR>
-void tile_q4_K_r8(int64_t nb, const uint8_t* w, const BlockQ8_K* const* x, float* const* out) {
-    constexpr size_t kBlock = kGroupRows * sizeof(BlockQ4_K);
+void tile_q4_K_r8(int64_t nb, const uint8_t* group, const BlockQ8_K* const* x, float* const* out) {
+    constexpr size_t kChunks = kGroupRows * (sizeof(BlockQ4_K) - 4);
+    const Regions rg = regions_of(group, nb, kChunks, 32);
     __m256 acc[NR], min_acc[NR];
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) acc[j] = min_acc[j] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* gb = w + size_t(b) * kBlock;
-        // The block's 18 lines, prefetched a few at a time as the loads go:
-        // the header's 2 here, the quants' 2 per pair of chunks below.
+        const uint8_t* gb = rg.chunks + size_t(b) * kChunks;
+        const uint8_t* fields = rg.fields + 32 * size_t(b);
+        // The scale chunks' lines and the fields here; the quants' as they are read.
         _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes, _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes + 64, _MM_HINT_T0);
-        const __m256i s0 = load256(gb + 32), s1 = load256(gb + 64), s2 = load256(gb + 96);
+        _mm_prefetch(reinterpret_cast<const char*>(gb) + 64 + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(fields) + kPrefetchBytes, _MM_HINT_T0);
+        const __m256i s0 = load256(gb), s1 = load256(gb + 32), s2 = load256(gb + 64);
         const __m256i low6 = _mm256_set1_epi8(0x3f), low2 = _mm256_set1_epi8(0x03);
         const __m256i sc03 = _mm256_and_si256(s0, low6);
         const __m256i sc47 = _mm256_or_si256(_mm256_and_si256(s2, low4),
@@ -233,7 +263,7 @@ void tile_q4_K_r8(int64_t nb, const uint8_t* w, const BlockQ8_K* const* x, float
             __m256i p[NR];
 #pragma GCC unroll 8
             for (int c = 0; c < 8; ++c) {
-                const uint8_t* chunk = gb + 128 + 32 * (8 * pair + c);
+                const uint8_t* chunk = gb + 96 + 32 * (8 * pair + c);
                 if (!high && c % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(chunk) + kPrefetchBytes, _MM_HINT_T0);
                 const __m256i packed = load256(chunk);
                 const __m256i q = high ? _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4)
@@ -249,7 +279,7 @@ void tile_q4_K_r8(int64_t nb, const uint8_t* w, const BlockQ8_K* const* x, float
 #pragma GCC unroll 4
             for (int j = 0; j < NR; ++j) sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p[j], scale));
         }
-        const __m256 d = _mm256_cvtph_ps(load128(gb)), dmin = _mm256_cvtph_ps(load128(gb + 16));
+        const __m256 d = _mm256_cvtph_ps(load128(fields)), dmin = _mm256_cvtph_ps(load128(fields + 16));
 #pragma GCC unroll 4
         for (int j = 0; j < NR; ++j) {
             const __m256 dy = _mm256_set1_ps(x[j][b].d);
@@ -259,6 +289,119 @@ void tile_q4_K_r8(int64_t nb, const uint8_t* w, const BlockQ8_K* const* x, float
     }
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) _mm256_storeu_ps(out[j], _mm256_sub_ps(acc[j], min_acc[j]));
+}
+
+// Q6_K block of a group: d[8] among the fields; 16 triples of chunks (see
+// quant/repack.h), then 4 of the int8 scales. Run r (0..3) of half h holds elements 128h + 32r + l:
+// its low 4 bits are ql[64h + 32(r % 2) + l] >> 4(r / 2), its top 2 bits
+// qh[32h + l] >> 2r. The quants go in signed (q - 32, in -32..31): |q| into
+// maddubs and q's sign onto the activation, so the 4 chunks of a 16-element
+// scale group sum in int16 (4 * 2 * 32 * 127 = 32512), and one madd by the
+// group's scale (an int16 pair per lane) ends them.
+template <int NR>
+void tile_q6_K_r8(int64_t nb, const uint8_t* group, const BlockQ8_K* const* x, float* const* out) {
+    constexpr size_t kChunks = kGroupRows * (sizeof(BlockQ6_K) - 2);
+    // Chunk triple (h, lc) at 96 * (8h + lc): ql of l, ql of l + 32, qh of l
+    // (quant/repack.h); the scales after the 16 triples.
+    constexpr size_t kScales = 48 * 32;
+    auto triple = [](const uint8_t* chunks, int h, int lc) { return chunks + 96 * (8 * h + lc); };
+    const Regions rg = regions_of(group, nb, kChunks, 16);
+    __m256 acc[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) acc[j] = _mm256_setzero_ps();
+    const __m256i low4 = _mm256_set1_epi8(0x0f), low2 = _mm256_set1_epi8(0x03), m32 = _mm256_set1_epi8(32);
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* gb = rg.chunks + size_t(b) * kChunks;
+        const uint8_t* fields = rg.fields + 16 * size_t(b);
+        // The lines of the scales and fields here; those of the quants as they are read.
+        for (size_t o = kScales; o < kChunks; o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(gb) + o + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(fields) + kPrefetchBytes, _MM_HINT_T0);
+        __m256i sumi[NR];
+#pragma GCC unroll 4
+        for (int j = 0; j < NR; ++j) sumi[j] = _mm256_setzero_si256();
+        if constexpr (NR == 1) {
+            // Decode: each chunk triple unpacked once for its 4 runs, which
+            // keep 4 int16 sums (the order of the loads as the block lies).
+#pragma GCC unroll 1
+            for (int h = 0; h < 2; ++h) {
+#pragma GCC unroll 1
+                for (int g = 0; g < 2; ++g) {
+                    __m256i p[4];
+#pragma GCC unroll 4
+                    for (int lc = 4 * g; lc < 4 * g + 4; ++lc) {
+                        const uint8_t* t = triple(gb, h, lc);
+                        // 96 bytes a triple: two lines per two triples, three every fourth
+                        _mm_prefetch(reinterpret_cast<const char*>(t) + kPrefetchBytes, _MM_HINT_T0);
+                        _mm_prefetch(reinterpret_cast<const char*>(t) + 64 + kPrefetchBytes, _MM_HINT_T0);
+                        const __m256i ql0 = load256(t), ql1 = load256(t + 32), qh = load256(t + 64);
+#pragma GCC unroll 4
+                        for (int r = 0; r < 4; ++r) {
+                            const __m256i ql = r % 2 ? ql1 : ql0;
+                            const __m256i low = _mm256_and_si256(r < 2 ? ql : _mm256_srli_epi16(ql, 4), low4);
+                            const __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * r), low2);
+                            const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(top, 4)), m32);
+                            const __m256i y = _mm256_sign_epi8(broadcast32(x[0][b].qs + 128 * h + 32 * r + 4 * lc), q);
+                            const __m256i t = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), y);
+                            p[r] = lc == 4 * g ? t : _mm256_add_epi16(p[r], t);
+                        }
+                    }
+                    const __m256i scales_lo = load256(gb + kScales + 32 * (2 * h)),
+                                  scales_hi = load256(gb + kScales + 32 * (2 * h + 1));
+#pragma GCC unroll 4
+                    for (int r = 0; r < 4; ++r) {
+                        const int sc = 2 * r + g;
+                        const __m256i scale = _mm256_srai_epi16(pick_pairs(sc < 4 ? scales_lo : scales_hi, 6 + sc % 4), 8);
+                        sumi[0] = _mm256_add_epi32(sumi[0], _mm256_madd_epi16(p[r], scale));
+                    }
+                }
+            }
+        } else {
+#pragma GCC unroll 1
+        for (int h = 0; h < 2; ++h) {
+#pragma GCC unroll 1
+            for (int r = 0; r < 4; ++r) {
+                // The quants' lines as they are first read.
+                if (r == 0)
+                    for (int lc = 0; lc < 8; ++lc)
+                        for (int o = 0; o < 96; o += 64)
+                            _mm_prefetch(reinterpret_cast<const char*>(triple(gb, h, lc)) + o + kPrefetchBytes,
+                                         _MM_HINT_T0);
+#pragma GCC unroll 2
+                for (int g = 0; g < 2; ++g) {
+                    __m256i p[NR];
+#pragma GCC unroll 4
+                    for (int lc = 4 * g; lc < 4 * g + 4; ++lc) {
+                        const __m256i ql = load256(triple(gb, h, lc) + 32 * (r % 2));
+                        const __m256i qh = load256(triple(gb, h, lc) + 64);
+                        const __m256i low = _mm256_and_si256(r < 2 ? ql : _mm256_srli_epi16(ql, 4), low4);
+                        const __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * r), low2);
+                        const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(top, 4)), m32);
+                        const __m256i abs_q = _mm256_sign_epi8(q, q);
+#pragma GCC unroll 4
+                        for (int j = 0; j < NR; ++j) {
+                            const __m256i y = _mm256_sign_epi8(broadcast32(x[j][b].qs + 128 * h + 32 * r + 4 * lc), q);
+                            const __m256i t = _mm256_maddubs_epi16(abs_q, y);
+                            p[j] = lc == 4 * g ? t : _mm256_add_epi16(p[j], t);
+                        }
+                    }
+                    // scale 8h + 2r + g of each row: byte (2r + g) % 4 of scale chunk 2h + (2r + g) / 4
+                    const int sc = 2 * r + g;
+                    const __m256i scales = load256(gb + kScales + 32 * (2 * h + sc / 4));
+                    const __m256i scale = _mm256_srai_epi16(pick_pairs(scales, 6 + sc % 4), 8);
+#pragma GCC unroll 4
+                    for (int j = 0; j < NR; ++j) sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p[j], scale));
+                }
+            }
+        }
+        }
+        const __m256 d = _mm256_cvtph_ps(load128(fields));
+#pragma GCC unroll 4
+        for (int j = 0; j < NR; ++j)
+            acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[j][b].d)), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) _mm256_storeu_ps(out[j], acc[j]);
 }
 
 constexpr int kCols = 4;
@@ -335,6 +478,12 @@ void gemm_q4_K_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, con
         k / kQK_K, m, n, w, ws, x_rows, out_rows);
 }
 
+void gemm_q6_K_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
+                  float* const* out_rows) {
+    gemm_plain_x<BlockQ8_K, tile_q6_K_r8<1>, tile_q6_K_r8<2>, tile_q6_K_r8<3>, tile_q6_K_r8<4>>(
+        k / kQK_K, m, n, w, ws, x_rows, out_rows);
+}
+
 }  // namespace
 
 void fill_gemm_repacked_avx2(GemmFn* gemm_repacked) {
@@ -342,6 +491,7 @@ void fill_gemm_repacked_avx2(GemmFn* gemm_repacked) {
     gemm_repacked[uint32_t(DType::Q8_0)] = gemm_q8_0_r8;
     gemm_repacked[uint32_t(DType::Q4_K)] = gemm_q4_K_r8;
     gemm_repacked[uint32_t(DType::Q5_0)] = gemm_q5_0_r8;
+    gemm_repacked[uint32_t(DType::Q6_K)] = gemm_q6_K_r8;
 }
 
 }  // namespace moelite

@@ -25,18 +25,38 @@ void gemm_repacked_ref_of(int64_t k, int64_t m, int64_t n, const void* w, size_t
 // plain block), each gathered for the rows in row order (16 bytes per
 // field), then the rest of the block's bytes, in block order, in chunks of 4
 // bytes, each chunk gathered for the rows in row order (32 bytes per chunk).
+// Q6_K's chunks in the order its kernel reads them: for each half h and each
+// 4 elements l of its 32, the ql chunks of l and l + 32 and the qh chunk of l
+// (which together hold runs 0..3 of those elements), then the 4 of scales.
+struct Q6KChunkOrder {
+    uint8_t at[52];
+    constexpr Q6KChunkOrder() : at() {
+        int p = 0;
+        for (int h = 0; h < 2; ++h)
+            for (int lc = 0; lc < 8; ++lc) {
+                at[p++] = uint8_t(16 * h + lc);
+                at[p++] = uint8_t(16 * h + 8 + lc);
+                at[p++] = uint8_t(32 + 8 * h + lc);
+            }
+        for (int t = 0; t < 4; ++t) at[p++] = uint8_t(48 + t);
+    }
+};
+constexpr Q6KChunkOrder kQ6KOrder;
+
 struct Layout {
     DType type;
     int n_halves;
     int halves[2];  // offsets of the fp16 fields in the block
     int rest_from;  // the other bytes: one run from here to the block's end or to the first field
     GemmFn reference;
+    const uint8_t* chunk_order = nullptr;  // chunk p of a group block holds the block's chunk chunk_order[p]
 };
 constexpr Layout kLayouts[] = {
     {DType::Q4_0, 1, {0, 0}, 2, gemm_repacked_ref_of<DType::Q4_0>},  // d | qs
     {DType::Q8_0, 1, {0, 0}, 2, gemm_repacked_ref_of<DType::Q8_0>},  // d | qs
     {DType::Q4_K, 2, {0, 2}, 4, gemm_repacked_ref_of<DType::Q4_K>},  // d, dmin | scales, qs
     {DType::Q5_0, 1, {0, 0}, 2, gemm_repacked_ref_of<DType::Q5_0>},  // d | qh, qs
+    {DType::Q6_K, 1, {208, 0}, 0, gemm_repacked_ref_of<DType::Q6_K>, kQ6KOrder.at},  // d | ql, qh, scales
 };
 
 // Types whose repacked kernels take an offset off through the activation
@@ -56,17 +76,26 @@ size_t rest_bytes(const Layout& l) {
     return dtype_block_bytes(l.type) - 2 * size_t(l.n_halves);
 }
 
-// Where byte i of row r's plain block goes in the group's block.
-size_t placed(const Layout& l, size_t i, int64_t r) {
-    for (int f = 0; f < l.n_halves; ++f)
-        if (i >= size_t(l.halves[f]) && i < size_t(l.halves[f]) + 2)
-            return size_t(16 * f) + (i - size_t(l.halves[f])) + 2 * size_t(r);
-    const size_t q = i - size_t(l.rest_from);
-    return size_t(16 * l.n_halves) + 32 * (q / 4) + q % 4 + 4 * size_t(r);
+// A group's two regions: the chunks of its nb blocks (kRepackRows * rest
+// bytes per block, a multiple of 32) and their fp16 fields (16 bytes per
+// field per block). A group whose first byte is 32-byte aligned has its
+// chunks first, any other its fields first: a group of 8 rows is 8 * row_bytes,
+// which is 16 mod 32 for an odd number of blocks with one field, so groups
+// alternate, and either way every chunk (one 32-byte load of the kernels)
+// lies within one cache line.
+struct GroupRegions {
+    uint8_t* chunks;
+    uint8_t* fields;
+};
+GroupRegions group_regions(const Layout& l, uint8_t* group, int64_t nb) {
+    const size_t chunk_bytes = kRepackRows * rest_bytes(l), field_bytes = 16 * size_t(l.n_halves);
+    if (reinterpret_cast<uintptr_t>(group) % 32 == 0) return {group, group + size_t(nb) * chunk_bytes};
+    return {group + size_t(nb) * field_bytes, group};
 }
 
-// Moves one row's block into (to_group = true) or out of a group block.
-inline void move_block(const Layout& l, uint8_t* group_block, uint8_t* block, int64_t r, bool to_group) {
+// Moves row r's block b into (to_group = true) or out of its group.
+inline void move_block(const Layout& l, const GroupRegions& g, int64_t b, uint8_t* block, int64_t r,
+                       bool to_group) {
     auto move = [to_group](uint8_t* grouped, uint8_t* plain, size_t bytes) {
         if (to_group) {
             std::memcpy(grouped, plain, bytes);
@@ -74,10 +103,12 @@ inline void move_block(const Layout& l, uint8_t* group_block, uint8_t* block, in
             std::memcpy(plain, grouped, bytes);
         }
     };
-    for (int f = 0; f < l.n_halves; ++f) move(group_block + 16 * f + 2 * r, block + l.halves[f], 2);
-    uint8_t* chunks = group_block + 16 * l.n_halves + 4 * r;
+    uint8_t* fields = g.fields + size_t(b) * 16 * size_t(l.n_halves) + 2 * size_t(r);
+    for (int f = 0; f < l.n_halves; ++f) move(fields + 16 * f, block + l.halves[f], 2);
     const size_t n_chunks = rest_bytes(l) / 4;
-    for (size_t c = 0; c < n_chunks; ++c) move(chunks + 32 * c, block + l.rest_from + 4 * c, 4);
+    uint8_t* chunks = g.chunks + size_t(b) * 32 * n_chunks + 4 * size_t(r);
+    for (size_t c = 0; c < n_chunks; ++c)
+        move(chunks + 32 * c, block + l.rest_from + 4 * (l.chunk_order ? l.chunk_order[c] : c), 4);
 }
 
 // Offset of the int32 block sums in a converted Q8_0 row of k elements.
@@ -91,20 +122,20 @@ size_t q8_0_sums_offset(int64_t k) {
 void gemm_repacked_generic(DType type, int64_t k, int64_t m, int64_t n, const void* w, size_t w_stride,
                            const void* const* x_rows, float* const* out_rows) {
     const Layout& l = *layout_of(type);
-    const size_t block_bytes = dtype_block_bytes(type);
     const QuantTraits& tr = *quant_traits(type);
     const int64_t bs = dtype_block_size(type), nb = k / bs;
     const size_t x_block = dtype_row_bytes(tr.vec_dot_type, bs);
     uint8_t block[512];
     for (int64_t g = 0; g < m / kRepackRows; ++g) {
-        const auto* group = static_cast<const uint8_t*>(w) + size_t(g * kRepackRows) * w_stride;
+        // Only read (move_block out of the group).
+        auto* group = const_cast<uint8_t*>(static_cast<const uint8_t*>(w)) + size_t(g * kRepackRows) * w_stride;
+        const GroupRegions regions = group_regions(l, group, nb);
         for (int64_t r = 0; r < kRepackRows; ++r) {
             for (int64_t j = 0; j < n; ++j) {
                 const auto* y = static_cast<const uint8_t*>(x_rows[j]);
                 float sum = 0.0f;
                 for (int64_t b = 0; b < nb; ++b) {
-                    const uint8_t* src = group + size_t(b) * kRepackRows * block_bytes;
-                    for (size_t i = 0; i < block_bytes; ++i) block[i] = src[placed(l, i, r)];
+                    move_block(l, regions, b, block, r, false);
                     float part = 0.0f;
                     tr.vec_dot(bs, &part, block, y + size_t(b) * x_block);
                     sum += part;
@@ -133,12 +164,10 @@ void move_rows(DType type, int64_t k, int64_t m, uint8_t* repacked, uint8_t* pla
     const int64_t nb = k / dtype_block_size(type);
     const size_t row_bytes = dtype_row_bytes(type, k);
     for (int64_t g = 0; g < m / kRepackRows; ++g) {
-        uint8_t* group = repacked + size_t(g * kRepackRows) * row_bytes;
+        const GroupRegions regions = group_regions(l, repacked + size_t(g * kRepackRows) * row_bytes, nb);
         for (int64_t r = 0; r < kRepackRows; ++r) {
             uint8_t* row = plain + size_t(g * kRepackRows + r) * plain_stride;
-            for (int64_t b = 0; b < nb; ++b)
-                move_block(l, group + size_t(b) * kRepackRows * block_bytes, row + size_t(b) * block_bytes, r,
-                           to_group);
+            for (int64_t b = 0; b < nb; ++b) move_block(l, regions, b, row + size_t(b) * block_bytes, r, to_group);
         }
     }
 }

@@ -9,16 +9,27 @@
 // ggml's, and a repacked tensor is only ever read by mul_mat (it carries
 // kTensorRepacked).
 //
-// Layout (quant/repack.cpp has the table): block b of a group of 8 rows
-// becomes one group block of 8 blocks' bytes: first the fp16 fields (Q4_0,
-// Q8_0: d; Q4_K: d, dmin), each gathered for the 8 rows in row order, then
-// the rest of the block's bytes in chunks of 4, each chunk gathered for the 8
-// rows (32 bytes: one load). For Q4_0 chunk c's low nibbles are elements
-// 4c..4c+3 of each row, its high nibbles 16+4c..16+4c+3; Q5_0 has its qh
-// words in chunk 0, then its qs as Q4_0; Q8_0's chunk c is elements
-// 4c..4c+3; Q4_K has 3 chunks of its packed scales, then 32 of qs.
-// Group g starts at byte g * 8 * row_bytes, so a row slice starting at a
-// multiple of 8 rows is addressed exactly as in the plain layout.
+// Layout (quant/repack.cpp has the table). Each block of a row splits into
+// its fp16 fields (Q4_0, Q5_0, Q8_0, Q6_K: d; Q4_K: d, dmin) and the rest of
+// its bytes, cut in chunks of 4. In a group of 8 rows, block b's chunk c is
+// 32 bytes (one load): the 4 bytes of chunk c of each row, in row order; its
+// field f is 16 bytes: the field of each row. A group holds two regions: the
+// chunks of all its blocks (block after block, chunk after chunk) and the
+// fields of all its blocks (block after block, field after field); a group
+// starting at a 32-byte aligned address has its chunks first, any other its
+// fields first, so that no chunk straddles a cache line (groups are 16 mod 32
+// bytes long for an odd number of blocks of one field). The arrangement thus
+// depends on where the group lies: repacked bytes are read where they were
+// written, never copied elsewhere.
+//
+// Chunks by type: Q4_0: 4 chunks of qs (chunk c's low nibbles are elements
+// 4c..4c+3 of each row, its high nibbles 16+4c..16+4c+3); Q5_0: the qh word,
+// then qs as Q4_0; Q8_0: 8 chunks of qs (elements 4c..4c+3); Q4_K: 3 chunks
+// of the packed scales, then 32 of qs; Q6_K: for each half and each 4 of
+// its 32 elements l, the ql chunks of l and l + 32 and the qh chunk of l,
+// then 4 of the int8 scales (so its kernel reads them in order). Group g starts at byte g * 8 * row_bytes, so a row slice
+// starting at a multiple of 8 rows is addressed exactly as in the plain
+// layout.
 //
 // Activations for a repacked weight: rows of the weight's vec_dot_type
 // followed by what the kernels need beyond it (Q4_0, Q5_0: the int32 sum of each

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -786,12 +787,14 @@ TEST_CASE("kernels: speed of each ISA's vec_dot against the scalar reference" * 
     }
 }
 
-// Not a test: timings of the tile kernels against loops of the same ISA's
-// vec_dot, per output, on 16 weight rows of 1536 elements times 1 (decode)
-// and 64 (prefill) activation rows. Run with
+// Not a test: timings of the tile kernels (plain and, for the types with a
+// layout, repacked: quant/repack.h) against loops of the same ISA's vec_dot,
+// per output, on 16 weight rows of 1536 elements (in cache; TILE_M=16384 in
+// the environment streams them from memory) times 1 (decode) and 64
+// (prefill) activation rows. Run with
 // ./build/moelite_tests -tc='*tile speed*' --no-skip.
 TEST_CASE("kernels: tile speed against vec_dot loops" * doctest::skip()) {
-    const int64_t k = 1536, m = 16;
+    const int64_t k = 1536, m = std::getenv("TILE_M") ? std::max(8, std::atoi(std::getenv("TILE_M")) / 8 * 8) : 16;
     const KernelTable& table = kernels();
     for (DType wt : {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
         const QuantTraits& tr = traits_of(wt);
