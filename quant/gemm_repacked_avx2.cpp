@@ -49,23 +49,15 @@ inline __m256i broadcast32(const int8_t* p) {
 
 constexpr int kPrefetchBytes = 4096;  // as the plain tiles (quant/gemm_avx2.cpp)
 
-// A group's chunks and fp16 fields (quant/repack.h): chunks first when the
-// group starts 32-byte aligned, fields first otherwise.
-struct Regions {
-    const uint8_t* chunks;
-    const uint8_t* fields;
-};
-inline Regions regions_of(const uint8_t* group, int64_t nb, size_t chunk_bytes, size_t field_bytes) {
-    if (reinterpret_cast<uintptr_t>(group) % 32 == 0) return {group, group + size_t(nb) * chunk_bytes};
-    return {group + size_t(nb) * field_bytes, group};
+// Block b of a group (quant/repack.h): its fp16 fields, then its chunks.
+inline const uint8_t* group_block(const uint8_t* group, int64_t b, size_t chunk_bytes, size_t field_bytes) {
+    return group + size_t(b) * (chunk_bytes + field_bytes);
 }
 
-// One prefetch per line of a block's chunks, kPrefetchBytes ahead, and one
-// for its fields (16 or 32 bytes a block: mostly the same line again).
-inline void prefetch_block(const uint8_t* chunks, size_t chunk_bytes, const uint8_t* fields) {
-    for (size_t o = 0; o < chunk_bytes; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(chunks) + o + kPrefetchBytes, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(fields) + kPrefetchBytes, _MM_HINT_T0);
+// One prefetch per line of a block, kPrefetchBytes ahead.
+inline void prefetch_block(const uint8_t* block, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(block) + o + kPrefetchBytes, _MM_HINT_T0);
 }
 
 // Q5_0 block of a group: d[8] among the fields; the rows' qh words (lane r:
@@ -97,16 +89,15 @@ void tile_q45_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, 
     constexpr size_t kChunks = kGroupRows * (kFifthBit ? sizeof(BlockQ5_0) - 2 : sizeof(BlockQ4_0) - 2);
     constexpr size_t kQs = kFifthBit ? 32 : 0;
     constexpr int kOffset = kFifthBit ? 16 : 8;
-    const Regions rg = regions_of(group, nb, kChunks, 16);
     __m256 acc[NR];
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) acc[j] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* gb = rg.chunks + size_t(b) * kChunks;
-        const uint8_t* fields = rg.fields + 16 * size_t(b);
-        prefetch_block(gb, kChunks, fields);
+        const uint8_t* fields = group_block(group, b, kChunks, 16);
+        const uint8_t* gb = fields + 16;
+        prefetch_block(fields, kChunks + 16);
         const __m256i qh = kFifthBit ? load256(gb) : _mm256_setzero_si256();
         // Q4_0: one int16 sum of all 8 maddubs (<= 30480); Q5_0: one per nibble half.
         __m256i p_lo[NR], p_hi[NR];
@@ -152,15 +143,14 @@ void tile_q45_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, 
 template <int NR>
 void tile_q8_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, float* const* out) {
     constexpr size_t kChunks = kGroupRows * kQK8_0;
-    const Regions rg = regions_of(group, nb, kChunks, 16);
     __m256 acc[NR];
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) acc[j] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* gb = rg.chunks + size_t(b) * kChunks;
-        const uint8_t* fields = rg.fields + 16 * size_t(b);
-        prefetch_block(gb, kChunks, fields);
+        const uint8_t* fields = group_block(group, b, kChunks, 16);
+        const uint8_t* gb = fields + 16;
+        prefetch_block(fields, kChunks + 16);
         __m256i sumi[NR];
 #pragma GCC unroll 8
         for (int c = 0; c < 8; ++c) {
@@ -213,15 +203,14 @@ inline __m256i pick_pairs(__m256i v, int pattern) {
 template <int NR>
 void tile_q4_K_r8(int64_t nb, const uint8_t* group, const BlockQ8_K* const* x, float* const* out) {
     constexpr size_t kChunks = kGroupRows * (sizeof(BlockQ4_K) - 4);
-    const Regions rg = regions_of(group, nb, kChunks, 32);
     __m256 acc[NR], min_acc[NR];
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) acc[j] = min_acc[j] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* gb = rg.chunks + size_t(b) * kChunks;
-        const uint8_t* fields = rg.fields + 32 * size_t(b);
+        const uint8_t* fields = group_block(group, b, kChunks, 32);
+        const uint8_t* gb = fields + 32;
         // The scale chunks' lines and the fields here; the quants' as they are read.
         _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes, _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(gb) + 64 + kPrefetchBytes, _MM_HINT_T0);
@@ -305,14 +294,13 @@ void tile_q6_K_r8(int64_t nb, const uint8_t* group, const BlockQ8_K* const* x, f
     // (quant/repack.h); the scales after the 16 triples.
     constexpr size_t kScales = 48 * 32;
     auto triple = [](const uint8_t* chunks, int h, int lc) { return chunks + 96 * (8 * h + lc); };
-    const Regions rg = regions_of(group, nb, kChunks, 16);
     __m256 acc[NR];
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) acc[j] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(0x0f), low2 = _mm256_set1_epi8(0x03), m32 = _mm256_set1_epi8(32);
     for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* gb = rg.chunks + size_t(b) * kChunks;
-        const uint8_t* fields = rg.fields + 16 * size_t(b);
+        const uint8_t* fields = group_block(group, b, kChunks, 16);
+        const uint8_t* gb = fields + 16;
         // The lines of the scales and fields here; those of the quants as they are read.
         for (size_t o = kScales; o < kChunks; o += 64)
             _mm_prefetch(reinterpret_cast<const char*>(gb) + o + kPrefetchBytes, _MM_HINT_T0);

@@ -51,6 +51,7 @@ DType simd_vec_dot_type(DType weight) {
 KernelTable scalar_table() {
     KernelTable t{};
     t.isa = Isa::Scalar;
+    t.scale_add = scale_add_f32;
     for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
         const auto type = dtype_from_id(id);
         const QuantTraits* traits = type ? quant_traits(*type) : nullptr;
@@ -71,11 +72,11 @@ KernelTable scalar_table() {
 // to use (see the header comment).
 KernelTable overlay(const KernelTable& below, Isa isa, void (*fill)(VecDotFn*, FromFloatFn*),
                     void (*fill_gemm)(GemmFn*) = nullptr, void (*fill_gemm_repacked)(GemmFn*) = nullptr,
-                    void (*fill_to_float)(ToFloatFn*) = nullptr) {
+                    void (*fill_float_rows)(ToFloatFn*, ScaleAddFn*) = nullptr) {
     KernelTable t = below;
     t.isa = isa;
     if (fill != nullptr) fill(t.vec_dot, t.quantize_row);
-    if (fill_to_float != nullptr) fill_to_float(t.to_float);
+    if (fill_float_rows != nullptr) fill_float_rows(t.to_float, &t.scale_add);
     if (fill_gemm != nullptr) fill_gemm(t.gemm);
     if (fill_gemm_repacked != nullptr) fill_gemm_repacked(t.gemm_repacked);
     for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
@@ -122,7 +123,7 @@ const Tables& tables() {
         const int best = int(t.best);
         t.table[0] = scalar_table();
         if (best >= int(Isa::Avx2)) t.table[1] = overlay(t.table[0], Isa::Avx2, fill_kernels_avx2, fill_gemm_avx2,
-                                                              fill_gemm_repacked_avx2, fill_to_float_avx2);
+                                                              fill_gemm_repacked_avx2, fill_float_rows_avx2);
         if (best >= int(Isa::Avx512)) t.table[2] = overlay(t.table[1], Isa::Avx512, fill_kernels_avx512);
         if (best >= int(Isa::Avx512Vnni)) {
             t.table[3] = overlay(t.table[2], Isa::Avx512Vnni, fill_kernels_avx512vnni);

@@ -59,6 +59,8 @@ struct KernelTable {
     // Per type with a reference to_float: dequantize one row (KV cache rows,
     // embeddings, weights for sgemm).
     ToFloatFn to_float[kDTypeIdLimit];
+    // y = a * y + b * x over float rows.
+    ScaleAddFn scale_add;
     // Per weight type: tile kernel (quant/gemm.h), null where the ISA has none;
     // gemm_tiles() then falls back to vec_dot.
     GemmFn gemm[kDTypeIdLimit];

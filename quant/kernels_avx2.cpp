@@ -539,11 +539,20 @@ void to_float_bf16(const void* src, float* dst, int64_t n) {
     for (; i < n; ++i) dst[i] = bf16_to_fp32(h[i]);
 }
 
+void scale_add(int64_t n, float* y, float a, const float* x, float b) {
+    const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(y + i), _mm256_mul_ps(vb, _mm256_loadu_ps(x + i))));
+    for (; i < n; ++i) y[i] = a * y[i] + b * x[i];
+}
+
 }  // namespace
 
-void fill_to_float_avx2(ToFloatFn* to_float) {
+void fill_float_rows_avx2(ToFloatFn* to_float, ScaleAddFn* scale_add_fn) {
     to_float[uint32_t(DType::F16)] = to_float_f16;
     to_float[uint32_t(DType::BF16)] = to_float_bf16;
+    *scale_add_fn = scale_add;
 }
 
 void fill_kernels_avx2(VecDotFn* vec_dot, FromFloatFn* quantize_row) {

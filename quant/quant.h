@@ -16,6 +16,8 @@ using FromFloatFn = void (*)(const float* src, void* dst, int64_t n);
 // *s = sum over n elements of x[i] * y[i]; x is of the weight type, y of its
 // vec_dot_type. n is a multiple of both types' block sizes.
 using VecDotFn = void (*)(int64_t n, float* s, const void* x, const void* y);
+// y[i] = a * y[i] + b * x[i] for i < n (attention's running sums).
+using ScaleAddFn = void (*)(int64_t n, float* y, float a, const float* x, float b);
 
 // Non-finite input. from_float never has undefined behaviour: a block (of
 // the type's block size; the whole 256-element super-block for K-quants) that
@@ -38,5 +40,8 @@ struct QuantTraits {
 
 // nullptr for types we cannot compute on (they may still be listed and copied).
 const QuantTraits* quant_traits(DType type);
+
+// The scalar reference of ScaleAddFn (no fused multiply-add).
+void scale_add_f32(int64_t n, float* y, float a, const float* x, float b);
 
 }  // namespace moelite

@@ -64,3 +64,11 @@ void vec_dot_bf16(int64_t n, float* s, const void* x, const void* y) {
 }
 
 }  // namespace moelite::ref
+
+namespace moelite {
+
+void scale_add_f32(int64_t n, float* y, float a, const float* x, float b) {
+    for (int64_t i = 0; i < n; ++i) y[i] = a * y[i] + b * x[i];
+}
+
+}  // namespace moelite

@@ -76,26 +76,9 @@ size_t rest_bytes(const Layout& l) {
     return dtype_block_bytes(l.type) - 2 * size_t(l.n_halves);
 }
 
-// A group's two regions: the chunks of its nb blocks (kRepackRows * rest
-// bytes per block, a multiple of 32) and their fp16 fields (16 bytes per
-// field per block). A group whose first byte is 32-byte aligned has its
-// chunks first, any other its fields first: a group of 8 rows is 8 * row_bytes,
-// which is 16 mod 32 for an odd number of blocks with one field, so groups
-// alternate, and either way every chunk (one 32-byte load of the kernels)
-// lies within one cache line.
-struct GroupRegions {
-    uint8_t* chunks;
-    uint8_t* fields;
-};
-GroupRegions group_regions(const Layout& l, uint8_t* group, int64_t nb) {
-    const size_t chunk_bytes = kRepackRows * rest_bytes(l), field_bytes = 16 * size_t(l.n_halves);
-    if (reinterpret_cast<uintptr_t>(group) % 32 == 0) return {group, group + size_t(nb) * chunk_bytes};
-    return {group + size_t(nb) * field_bytes, group};
-}
-
-// Moves row r's block b into (to_group = true) or out of its group.
-inline void move_block(const Layout& l, const GroupRegions& g, int64_t b, uint8_t* block, int64_t r,
-                       bool to_group) {
+// Moves row r's block b into (to_group = true) or out of its group: the
+// group block b starts at b * kRepackRows * block bytes, fields first.
+inline void move_block(const Layout& l, uint8_t* group, int64_t b, uint8_t* block, int64_t r, bool to_group) {
     auto move = [to_group](uint8_t* grouped, uint8_t* plain, size_t bytes) {
         if (to_group) {
             std::memcpy(grouped, plain, bytes);
@@ -103,10 +86,10 @@ inline void move_block(const Layout& l, const GroupRegions& g, int64_t b, uint8_
             std::memcpy(plain, grouped, bytes);
         }
     };
-    uint8_t* fields = g.fields + size_t(b) * 16 * size_t(l.n_halves) + 2 * size_t(r);
-    for (int f = 0; f < l.n_halves; ++f) move(fields + 16 * f, block + l.halves[f], 2);
+    uint8_t* fields = group + size_t(b) * kRepackRows * dtype_block_bytes(l.type);
+    for (int f = 0; f < l.n_halves; ++f) move(fields + 16 * f + 2 * r, block + l.halves[f], 2);
     const size_t n_chunks = rest_bytes(l) / 4;
-    uint8_t* chunks = g.chunks + size_t(b) * 32 * n_chunks + 4 * size_t(r);
+    uint8_t* chunks = fields + 16 * size_t(l.n_halves) + 4 * size_t(r);
     for (size_t c = 0; c < n_chunks; ++c)
         move(chunks + 32 * c, block + l.rest_from + 4 * (l.chunk_order ? l.chunk_order[c] : c), 4);
 }
@@ -129,13 +112,12 @@ void gemm_repacked_generic(DType type, int64_t k, int64_t m, int64_t n, const vo
     for (int64_t g = 0; g < m / kRepackRows; ++g) {
         // Only read (move_block out of the group).
         auto* group = const_cast<uint8_t*>(static_cast<const uint8_t*>(w)) + size_t(g * kRepackRows) * w_stride;
-        const GroupRegions regions = group_regions(l, group, nb);
         for (int64_t r = 0; r < kRepackRows; ++r) {
             for (int64_t j = 0; j < n; ++j) {
                 const auto* y = static_cast<const uint8_t*>(x_rows[j]);
                 float sum = 0.0f;
                 for (int64_t b = 0; b < nb; ++b) {
-                    move_block(l, regions, b, block, r, false);
+                    move_block(l, group, b, block, r, false);
                     float part = 0.0f;
                     tr.vec_dot(bs, &part, block, y + size_t(b) * x_block);
                     sum += part;
@@ -164,10 +146,10 @@ void move_rows(DType type, int64_t k, int64_t m, uint8_t* repacked, uint8_t* pla
     const int64_t nb = k / dtype_block_size(type);
     const size_t row_bytes = dtype_row_bytes(type, k);
     for (int64_t g = 0; g < m / kRepackRows; ++g) {
-        const GroupRegions regions = group_regions(l, repacked + size_t(g * kRepackRows) * row_bytes, nb);
+        uint8_t* group = repacked + size_t(g * kRepackRows) * row_bytes;
         for (int64_t r = 0; r < kRepackRows; ++r) {
             uint8_t* row = plain + size_t(g * kRepackRows + r) * plain_stride;
-            for (int64_t b = 0; b < nb; ++b) move_block(l, regions, b, row + size_t(b) * block_bytes, r, to_group);
+            for (int64_t b = 0; b < nb; ++b) move_block(l, group, b, row + size_t(b) * block_bytes, r, to_group);
         }
     }
 }

@@ -460,6 +460,32 @@ TEST_CASE("kernels: every ISA's to_float gives the reference's floats") {
     }
 }
 
+TEST_CASE("kernels: every ISA's scale_add equals the reference up to rounding") {
+    note_skipped_isas();
+    for (Isa isa : isa_supported()) {
+        const KernelTable& table = kernel_table(isa);
+        REQUIRE(bool(table.scale_add));
+        for (int64_t n : {1, 7, 8, 9, 31, 64, 513}) {
+            const std::vector<float> x = test::random_floats(size_t(n), uint32_t(n), 3.0f);
+            const std::vector<float> y0 = test::random_floats(size_t(n), uint32_t(n + 1000), 2.0f);
+            for (auto [a, b] : {std::pair{1.0f, 0.5f}, std::pair{0.25f, -1.5f}, std::pair{0.0f, 1.0f}}) {
+                std::vector<float> want = y0, got = y0;
+                got.push_back(-7.0f);
+                scale_add_f32(n, want.data(), a, x.data(), b);
+                table.scale_add(n, got.data(), a, x.data(), b);
+                CHECK(got.back() == -7.0f);
+                double worst = 0;
+                for (int64_t i = 0; i < n; ++i) {
+                    const double scale = std::fabs(a * y0[size_t(i)]) + std::fabs(b * x[size_t(i)]) + 1e-30;
+                    worst = std::max(worst, std::fabs(double(got[size_t(i)]) - double(want[size_t(i)])) / scale);
+                }
+                INFO(isa_name(isa) << " n=" << n << " a=" << a << " b=" << b);
+                CHECK(worst <= 1e-6);  // one fused rounding against two
+            }
+        }
+    }
+}
+
 TEST_CASE("kernels: every ISA's quantize_row writes the reference's bytes") {
     note_skipped_isas();
     const DType types[] = {DType::F16, DType::BF16, DType::Q8_0, DType::Q8_1, DType::Q8_K};
@@ -668,7 +694,7 @@ TEST_CASE("kernels: per-ISA objects export only their registration function") {
         const char* object;                // under quant/, without .cpp.o
         std::vector<std::string> fills;    // its registration functions
     };
-    const Unit units[] = {{"kernels_avx2", {"fill_kernels_avx2", "fill_to_float_avx2"}},
+    const Unit units[] = {{"kernels_avx2", {"fill_kernels_avx2", "fill_float_rows_avx2"}},
                           {"kernels_avx512", {"fill_kernels_avx512"}},
                           {"kernels_avx512vnni", {"fill_kernels_avx512vnni"}},
                           {"gemm_avx2", {"fill_gemm_avx2"}},

@@ -102,13 +102,15 @@ std::unique_ptr<Buffer> CpuBackend::adopt_weight(Tensor& t) {
     // Only where the kernel table has a kernel faster than the reference,
     // which unshuffles block by block.
     if (kernels_->gemm_repacked[uint32_t(t.type)] == gemm_repacked_ref(t.type)) return nullptr;
-    // Not Q6_K: its repacked decode (one activation row, the weights
-    // streaming from memory) is slower than the plain tile's, 160-200 against
-    // 110-120 ns per output of 1536 in "tile speed" with TILE_M=16384, and
-    // the R1-Distill-Qwen-1.5B Q4_K_M file's decode fell from 22 to 17 t/s
-    // with its Q6_K output matrix repacked. mul_mat_id still repacks Q6_K
-    // experts on the fly for prefill, where the repacked tile wins (47 -> 34).
-    if (t.type == DType::Q6_K) return nullptr;
+    // Only the types whose repacked decode (one activation row, the weights
+    // streaming from memory) beats the plain tile: Q4_0 and Q5_0, whose plain
+    // decode tile spends its time on per-block float work (R1-Distill-Qwen-1.5B
+    // Q4_0: 19 -> 25-28 t/s). For Q8_0, Q4_K and Q6_K the plain tile streams
+    // as fast or faster (Q4_K_M file: 22 against 19-21 t/s repacked; Q6_K's
+    // repacked decode 160-200 against 110-120 ns per output of 1536 in "tile
+    // speed" with TILE_M=16384), so those stay in the mapped file and mul_mat
+    // repacks them unit by unit in prefill only (backends/cpu/ops_matmul.cpp).
+    if (t.type != DType::Q4_0 && t.type != DType::Q5_0) return nullptr;
     const size_t row_bytes = t.row_bytes();
     auto buffer = alloc_buffer(row_bytes * size_t(t.ne[1]));
     // Groups of rows split over the pool: a byte shuffle, bound by memory.

@@ -31,10 +31,10 @@ struct CpuBackendOptions {
     // mul_mat with F32/F16/BF16 weights goes to OpenBLAS's sgemm from this
     // many activation rows (builds with MOELITE_HAVE_OPENBLAS); 0 never does.
     int64_t blas_min_cols = kDefaultBlasMinCols;
-    // adopt_weight() repacks the weights that have an interleaved layout
-    // (quant/repack.h) and a SIMD kernel over it in the backend's kernel
-    // table into memory of the backend's own; false keeps every weight where
-    // it is (the mapped file).
+    // adopt_weight() repacks the weights whose type's interleaved layout
+    // (quant/repack.h) wins in decode too (Q4_0, Q5_0; see adopt_weight) and
+    // has a SIMD kernel in the backend's table into memory of the backend's
+    // own; false keeps every weight where it is (the mapped file).
     bool repack_weights = true;
 
     // Where sgemm starts to win over the vec_dot path (see ops_matmul.cpp).

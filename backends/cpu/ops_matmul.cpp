@@ -41,6 +41,7 @@
 // 32 keeps decode and small batches on vec_dot and sends prefill to sgemm.
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "backends/cpu/ops.h"
 #include "core/error.h"
@@ -58,8 +59,11 @@ namespace {
 
 constexpr int64_t kRowsPerUnit = 16;
 constexpr int64_t kColsPerUnit = 64;
-// mul_mat_id repacks a unit of an expert's rows when it has this many tokens.
+// mul_mat and mul_mat_id repack a unit of weight rows on the fly (quant/
+// repack.h) for at least this many activation rows (mul_mat_id: of the
+// unit's expert); mul_mat's units then have up to kFlyRows rows.
 constexpr int32_t kRepackMinTokens = 4;
+constexpr int64_t kFlyRows = 64;
 
 #ifdef MOELITE_HAVE_OPENBLAS
 constexpr int64_t kBlasChunkRows = 64;
@@ -78,20 +82,37 @@ bool use_blas(const Tensor& node, int64_t blas_min_cols) {
 }
 #endif
 
-// Stride of one converted activation row in scratch (for a repacked weight
-// of type wt, the row carries the extras of quant/repack.h).
+// Stride of one converted activation row in scratch.
 size_t converted_row_stride(DType vdt, int64_t k) { return align_up(dtype_row_bytes(vdt, k)); }
-size_t converted_row_stride(const Tensor& w, DType vdt) {
-    if (w.flags & kTensorRepacked) return align_up(repacked_x_row_bytes(w.type, w.ne[0]));
-    return converted_row_stride(vdt, w.ne[0]);
+
+// Whether mul_mat repacks its weight's rows unit by unit (see op_mul_mat): a
+// weight in the file's layout whose type has a repacked layout, times at
+// least kRepackMinTokens activation rows (prefill).
+bool repacks_on_the_fly(const Tensor& node) {
+    const Tensor& w = *node.src[0];
+    return !(w.flags & kTensorRepacked) && node.src[1]->ne[1] >= kRepackMinTokens &&
+           repack_supported(w.type, w.ne[0], kRepackRows);
+}
+
+// Whether the converted activation rows carry the extras of quant/repack.h.
+bool x_with_extras(const Tensor& node) {
+    return (node.src[0]->flags & kTensorRepacked) || repacks_on_the_fly(node);
+}
+
+size_t mul_mat_x_stride(const Tensor& node) {
+    const Tensor& w = *node.src[0];
+    if (x_with_extras(node)) return align_up(repacked_x_row_bytes(w.type, w.ne[0]));
+    return converted_row_stride(quant_traits(w.type)->vec_dot_type, w.ne[0]);
 }
 
 // Whether x rows can be used as they are (F32 weights' vec_dot_type is F32).
 bool x_used_in_place(const Tensor& x, DType vdt) { return vdt == DType::F32 && x.nb[0] == sizeof(float); }
 
 // Converts the x rows [r0, r1) (flattened over ne[1..3]) into dst rows of `stride` bytes.
+// With `extras_for` set, each row gets the extras of that weight type's
+// repacked kernels (quant/repack.h).
 void convert_rows(const Tensor& x, int64_t r0, int64_t r1, FromFloatFn convert, char* dst, size_t stride,
-                  float* gather, const Tensor& w) {
+                  float* gather, std::optional<DType> extras_for) {
     const int64_t k = x.ne[0];
     for (int64_t r = r0; r < r1; ++r) {
         const int64_t i1 = r % x.ne[1], i2 = (r / x.ne[1]) % x.ne[2], i3 = r / (x.ne[1] * x.ne[2]);
@@ -102,7 +123,7 @@ void convert_rows(const Tensor& x, int64_t r0, int64_t r1, FromFloatFn convert, 
             row = gather;
         }
         convert(row, dst + size_t(r) * stride, k);
-        if (w.flags & kTensorRepacked) repacked_x_finish(w.type, dst + size_t(r) * stride, k);
+        if (extras_for) repacked_x_finish(*extras_for, dst + size_t(r) * stride, k);
     }
 }
 
@@ -181,10 +202,69 @@ WorkSize work_size_mul_mat(const Tensor& node, int nth, int64_t blas_min_cols) {
     }
 #endif
     const DType vdt = quant_traits(w.type)->vec_dot_type;
-    if (!x_used_in_place(x, vdt)) ws.shared = converted_row_stride(w, vdt) * size_t(x.nrows());
+    if (!x_used_in_place(x, vdt)) ws.shared = mul_mat_x_stride(node) * size_t(x.nrows());
+    // Per thread: a gathered activation row, and a unit of repacked rows.
     ws.per_thread = align_up(sizeof(float) * size_t(x.ne[0]));
+    if (repacks_on_the_fly(node)) ws.per_thread += align_up(w.row_bytes() * size_t(kFlyRows));
     return ws;
 }
+
+namespace {
+
+// mul_mat repacking on the fly (repacks_on_the_fly): units of kFlyRows
+// weight rows (fewer when that leaves a thread idle), each repacked once into
+// the thread's scratch and then multiplied with every activation row, in
+// column blocks of kColsPerUnit. The activation rows stream from cache for
+// each unit; the repacked rows stay in L2. (Units of 16 rows by 64 columns,
+// as the other paths, repacked each row block once per column block or
+// streamed every activation row for 16 rows only: pp512 of the Q4_K_M 1.5B
+// file 43-56 t/s, against 65 with these.)
+void mul_mat_fly(const Tensor& node, const OpContext& ctx, size_t stride, char* unit_rows) {
+    const Tensor& w = *node.src[0];
+    const Tensor& x = *node.src[1];
+    const int64_t K = w.ne[0], M = w.ne[1], N = x.ne[1];
+    const int64_t r2 = x.ne[2] / w.ne[2], r3 = x.ne[3] / w.ne[3];
+    const int64_t n_batch = x.ne[2] * x.ne[3];
+    const bool repacked = (w.flags & kTensorRepacked) != 0;
+    const GemmFn gemm = ctx.kt->gemm_repacked[uint32_t(w.type)];
+    int64_t rows_per_unit = kFlyRows;
+    while (rows_per_unit > kRepackRows && n_batch * ((M + rows_per_unit - 1) / rows_per_unit) < 2 * ctx.nth)
+        rows_per_unit /= 2;
+    const int64_t n_rblk = (M + rows_per_unit - 1) / rows_per_unit;
+    int64_t u0, u1;
+    split_range(n_batch * n_rblk, ctx.ith, ctx.nth, &u0, &u1);
+    for (int64_t u = u0; u < u1; ++u) {
+        const int64_t rb = u % n_rblk, b = u / n_rblk;
+        const int64_t i2 = b % x.ne[2], i3 = b / x.ne[2];
+        const char* wb = static_cast<const char*>(w.data) + (i2 / r2) * w.nb[2] + (i3 / r3) * w.nb[3];
+        char* ob = static_cast<char*>(node.data) + i2 * node.nb[2] + i3 * node.nb[3];
+        const int64_t m0 = rb * rows_per_unit, m_end = std::min(M, m0 + rows_per_unit);
+        const int64_t whole = (m_end - m0) / kRepackRows * kRepackRows;  // the rest: plain tiles
+        // A weight repacked at load is read in place.
+        const char* rows = wb + m0 * w.nb[1];
+        if (!repacked && whole > 0) {
+            repack_rows(w.type, K, whole, rows, w.nb[1], unit_rows);
+            rows = unit_rows;
+        }
+        for (int64_t n0 = 0; n0 < N; n0 += kColsPerUnit) {
+            const int64_t n_end = std::min(N, n0 + kColsPerUnit);
+            const void* x_rows[kColsPerUnit];
+            float* out_rows[kColsPerUnit];
+            for (int64_t n = n0; n < n_end; ++n) {
+                x_rows[n - n0] = x_row(x, false, ctx.wdata, stride, n, i2, i3);
+                out_rows[n - n0] = reinterpret_cast<float*>(ob + n * node.nb[1]) + m0;
+            }
+            if (whole > 0) gemm(K, whole, n_end - n0, rows, w.row_bytes(), x_rows, out_rows);
+            if (whole < m_end - m0) {
+                for (int64_t n = n0; n < n_end; ++n) out_rows[n - n0] += whole;
+                gemm_tiles(*ctx.kt, w.type, K, m_end - m0 - whole, n_end - n0, wb + (m0 + whole) * w.nb[1],
+                           w.nb[1], x_rows, out_rows);
+            }
+        }
+    }
+}
+
+}  // namespace
 
 void op_mul_mat(const Tensor& node, const OpContext& ctx) {
 #ifdef MOELITE_HAVE_OPENBLAS
@@ -199,18 +279,30 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
     const int64_t r2 = x.ne[2] / w.ne[2], r3 = x.ne[3] / w.ne[3];
     const DType vdt = quant_traits(w.type)->vec_dot_type;  // supports_mul_mat*() checked there is one
     const bool repacked = (w.flags & kTensorRepacked) != 0;
-    const bool in_place = x_used_in_place(x, vdt) && !repacked;
-    const size_t stride = converted_row_stride(w, vdt);
+    const bool extras = x_with_extras(node);
+    const bool in_place = x_used_in_place(x, vdt) && !extras;
+    const size_t stride = mul_mat_x_stride(node);
+    // Repacking unit by unit pays only where the table has a repacked kernel
+    // faster than the reference.
+    const bool fly = repacks_on_the_fly(node) && ctx.kt->gemm_repacked[uint32_t(w.type)] != gemm_repacked_ref(w.type);
+    char* unit_rows = ctx.thread_scratch() + align_up(sizeof(float) * size_t(K));
 
     if (!in_place) {
         int64_t r0, r1;
         split_range(x.nrows(), ctx.ith, ctx.nth, &r0, &r1);
         convert_rows(x, r0, r1, row_from_float(*ctx.kt, vdt), ctx.wdata, stride,
-                     reinterpret_cast<float*>(ctx.thread_scratch()), w);
+                     reinterpret_cast<float*>(ctx.thread_scratch()),
+                     extras ? std::optional<DType>(w.type) : std::nullopt);
         ctx.barrier();
     }
 
     const int64_t n_batch = x.ne[2] * x.ne[3];
+    // Prefill over repacked rows, repacked at load or now, goes by units of
+    // whole rows (mul_mat_fly); decode, and plain tiles, below.
+    if (fly || (repacked && N >= kRepackMinTokens)) {
+        mul_mat_fly(node, ctx, stride, unit_rows);
+        return;
+    }
     const int64_t n_cblk = (N + kColsPerUnit - 1) / kColsPerUnit;
     int64_t rows_per_unit = kRowsPerUnit;
     // Repacked weights go by whole groups of rows (quant/repack.h).
@@ -331,9 +423,8 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
         int64_t r0, r1;
         split_range(x.nrows(), ctx.ith, ctx.nth, &r0, &r1);
         convert_rows(x, r0, r1, row_from_float(*ctx.kt, vdt), ctx.wdata, stride,
-                     reinterpret_cast<float*>(ctx.thread_scratch()), w);
-        if (repacks)
-            for (int64_t r = r0; r < r1; ++r) repacked_x_finish(w.type, ctx.wdata + size_t(r) * stride, K);
+                     reinterpret_cast<float*>(ctx.thread_scratch()),
+                     repacks ? std::optional<DType>(w.type) : std::nullopt);
     }
     auto expert_of = [&](int64_t j, int64_t t) {
         int32_t e;

@@ -258,11 +258,7 @@ void op_flash_attn(const Tensor& node, const OpContext& ctx) {
                 } else {
                     vs = std::exp(s[b] - m[b]);
                 }
-                float* a = acc + b * acc_stride;
-                if (ms != 1.0f)
-                    for (int64_t d = 0; d < Dv; ++d) a[d] = a[d] * ms + vr[d] * vs;
-                else
-                    for (int64_t d = 0; d < Dv; ++d) a[d] += vr[d] * vs;
+                ctx.kt->scale_add(Dv, acc + b * acc_stride, ms, vr, vs);
                 sum[b] = sum[b] * ms + vs;
             }
         }
