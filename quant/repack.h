@@ -24,14 +24,19 @@
 // then qs as Q4_0; Q8_0: 8 chunks of qs (elements 4c..4c+3); Q4_K: 3 chunks
 // of the packed scales, then 32 of qs; Q6_K: for each half and each 4 of
 // its 32 elements l, the ql chunks of l and l + 32 and the qh chunk of l,
-// then 4 of the int8 scales (so its kernel reads them in order). Group g starts at byte g * 8 * row_bytes, so a row slice
-// starting at a multiple of 8 rows is addressed exactly as in the plain
-// layout.
+// then 4 of the int8 scales (so its kernel reads them in order).
+//
+// Group g starts at byte g * 8 * row_bytes, so a row slice starting at a
+// multiple of 8 rows is addressed exactly as in the plain layout.
+//
+// Where it is used: the CPU backend repacks Q4_0 and Q5_0 weights at load
+// (CpuBackend::adopt_weight) and the other types 64 rows at a time in
+// prefill (backends/cpu/ops_matmul.cpp).
 //
 // Activations for a repacked weight: rows of the weight's vec_dot_type
-// followed by what the kernels need beyond it (Q4_0, Q5_0: the int32 sum of each
-// Q8_0 block's quants at the next multiple of 4 bytes after the blocks, so the
-// weights' offset 8 or 16 comes off once per block), made by
+// followed by what the kernels need beyond it (Q4_0, Q5_0: the int32 sum of
+// each Q8_0 block's quants at the next multiple of 4 bytes after the blocks,
+// so the weights' offset 8 or 16 comes off once per block), made by
 // repacked_x_finish() after the usual conversion.
 #pragma once
 
