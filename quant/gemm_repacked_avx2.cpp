@@ -129,8 +129,8 @@ void tile_q45_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, 
             __m256i sumi = _mm256_madd_epi16(p_lo[j], ones);
             if constexpr (kFifthBit) sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_hi[j], ones));
             sumi = _mm256_sub_epi32(sumi, _mm256_set1_epi32(kOffset * sums[j][b]));
-            acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(h2f(x[j][b].d))), _mm256_cvtepi32_ps(sumi),
-                                     acc[j]);
+            acc[j] =
+                _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(h2f(x[j][b].d))), _mm256_cvtepi32_ps(sumi), acc[j]);
         }
     }
 #pragma GCC unroll 4
@@ -166,32 +166,40 @@ void tile_q8_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, f
         const __m256 dw = _mm256_cvtph_ps(load128(fields));
 #pragma GCC unroll 4
         for (int j = 0; j < NR; ++j) {
-            acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(h2f(x[j][b].d))), _mm256_cvtepi32_ps(sumi[j]),
-                                     acc[j]);
+            acc[j] =
+                _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(h2f(x[j][b].d))), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
         }
     }
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) _mm256_storeu_ps(out[j], acc[j]);
 }
 
-// pshufb patterns over 32-bit lanes of 4 bytes: kPickPair[p] makes the int16
-// pair (byte p, byte p) of each lane, kPickPair[4 + p / 2] (p = 0, 2) the pair (byte p,
-// byte p + 1); zero-extended.
-#define MOELITE_PICK(lo, hi)                                                                                      \
-    {lo, 0x80, hi, 0x80, 4 + lo, 0x80, 4 + hi, 0x80, 8 + lo, 0x80, 8 + hi, 0x80, 12 + lo, 0x80, 12 + hi, 0x80, \
-     lo, 0x80, hi, 0x80, 4 + lo, 0x80, 4 + hi, 0x80, 8 + lo, 0x80, 8 + hi, 0x80, 12 + lo, 0x80, 12 + hi, 0x80}
-// kPickPair[6 + p]: the pair (byte p, byte p) in the high bytes of each int16
-// (an arithmetic shift right by 8 then sign-extends it).
-#define MOELITE_PICK_HIGH(p)                                                                              \
-    {0x80, p, 0x80, p, 0x80, 4 + p, 0x80, 4 + p, 0x80, 8 + p, 0x80, 8 + p, 0x80, 12 + p, 0x80, 12 + p, \
-     0x80, p, 0x80, p, 0x80, 4 + p, 0x80, 4 + p, 0x80, 8 + p, 0x80, 8 + p, 0x80, 12 + p, 0x80, 12 + p}
-alignas(32) constexpr uint8_t kPickPair[10][32] = {
-    MOELITE_PICK(0, 0),  MOELITE_PICK(1, 1),  MOELITE_PICK(2, 2),  MOELITE_PICK(3, 3),  MOELITE_PICK(0, 1),
-    MOELITE_PICK(2, 3),  MOELITE_PICK_HIGH(0), MOELITE_PICK_HIGH(1), MOELITE_PICK_HIGH(2), MOELITE_PICK_HIGH(3)};
-#undef MOELITE_PICK
-#undef MOELITE_PICK_HIGH
+// pshufb patterns over 32-bit lanes of 4 bytes, the same in both 128-bit
+// halves: pattern p < 4 makes the int16 pair (byte p, byte p) of each lane,
+// 4 and 5 the pairs (byte 0, byte 1) and (byte 2, byte 3), zero-extended;
+// 6 + p puts byte p in the high byte of both int16 (an arithmetic shift
+// right by 8 then sign-extends it).
+struct PickPatterns {
+    alignas(32) uint8_t at[10][32];
+    constexpr PickPatterns() : at() {
+        for (int p = 0; p < 10; ++p)
+            for (int i = 0; i < 32; ++i) {
+                const int lane = (i % 16) / 4, k = i % 4;  // byte k of lane `lane` of its half
+                int lo = p, hi = p;
+                if (p == 4 || p == 5) lo = 2 * (p - 4), hi = lo + 1;
+                uint8_t v = 0x80;
+                if (p >= 6) {
+                    if (k % 2 == 1) v = uint8_t(4 * lane + p - 6);
+                } else if (k % 2 == 0) {
+                    v = uint8_t(4 * lane + (k == 0 ? lo : hi));
+                }
+                at[p][i] = v;
+            }
+    }
+};
+constexpr PickPatterns kPickPair;
 inline __m256i pick_pairs(__m256i v, int pattern) {
-    return _mm256_shuffle_epi8(v, _mm256_load_si256(reinterpret_cast<const __m256i*>(kPickPair[pattern])));
+    return _mm256_shuffle_epi8(v, _mm256_load_si256(reinterpret_cast<const __m256i*>(kPickPair.at[pattern])));
 }
 
 // Q4_K block of a group: d[8], dmin[8] among the fields; 3 chunks of the
@@ -253,10 +261,11 @@ void tile_q4_K_r8(int64_t nb, const uint8_t* group, const BlockQ8_K* const* x, f
 #pragma GCC unroll 8
             for (int c = 0; c < 8; ++c) {
                 const uint8_t* chunk = gb + 96 + 32 * (8 * pair + c);
-                if (!high && c % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(chunk) + kPrefetchBytes, _MM_HINT_T0);
+                if (!high && c % 2 == 0)
+                    _mm_prefetch(reinterpret_cast<const char*>(chunk) + kPrefetchBytes, _MM_HINT_T0);
                 const __m256i packed = load256(chunk);
-                const __m256i q = high ? _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4)
-                                       : _mm256_and_si256(packed, low4);
+                const __m256i q =
+                    high ? _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4) : _mm256_and_si256(packed, low4);
 #pragma GCC unroll 4
                 for (int j = 0; j < NR; ++j) {
                     // pairs <= 2 * 15 * 127; the 8 chunks' sum <= 30480
@@ -339,49 +348,52 @@ void tile_q6_K_r8(int64_t nb, const uint8_t* group, const BlockQ8_K* const* x, f
 #pragma GCC unroll 4
                     for (int r = 0; r < 4; ++r) {
                         const int sc = 2 * r + g;
-                        const __m256i scale = _mm256_srai_epi16(pick_pairs(sc < 4 ? scales_lo : scales_hi, 6 + sc % 4), 8);
+                        const __m256i scale =
+                            _mm256_srai_epi16(pick_pairs(sc < 4 ? scales_lo : scales_hi, 6 + sc % 4), 8);
                         sumi[0] = _mm256_add_epi32(sumi[0], _mm256_madd_epi16(p[r], scale));
                     }
                 }
             }
         } else {
 #pragma GCC unroll 1
-        for (int h = 0; h < 2; ++h) {
+            for (int h = 0; h < 2; ++h) {
 #pragma GCC unroll 1
-            for (int r = 0; r < 4; ++r) {
-                // The quants' lines as they are first read.
-                if (r == 0)
-                    for (int lc = 0; lc < 8; ++lc)
-                        for (int o = 0; o < 96; o += 64)
-                            _mm_prefetch(reinterpret_cast<const char*>(triple(gb, h, lc)) + o + kPrefetchBytes,
-                                         _MM_HINT_T0);
+                for (int r = 0; r < 4; ++r) {
+                    // The quants' lines as they are first read.
+                    if (r == 0)
+                        for (int lc = 0; lc < 8; ++lc)
+                            for (int o = 0; o < 96; o += 64)
+                                _mm_prefetch(reinterpret_cast<const char*>(triple(gb, h, lc)) + o + kPrefetchBytes,
+                                             _MM_HINT_T0);
 #pragma GCC unroll 2
-                for (int g = 0; g < 2; ++g) {
-                    __m256i p[NR];
+                    for (int g = 0; g < 2; ++g) {
+                        __m256i p[NR];
 #pragma GCC unroll 4
-                    for (int lc = 4 * g; lc < 4 * g + 4; ++lc) {
-                        const __m256i ql = load256(triple(gb, h, lc) + 32 * (r % 2));
-                        const __m256i qh = load256(triple(gb, h, lc) + 64);
-                        const __m256i low = _mm256_and_si256(r < 2 ? ql : _mm256_srli_epi16(ql, 4), low4);
-                        const __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * r), low2);
-                        const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(top, 4)), m32);
-                        const __m256i abs_q = _mm256_sign_epi8(q, q);
+                        for (int lc = 4 * g; lc < 4 * g + 4; ++lc) {
+                            const __m256i ql = load256(triple(gb, h, lc) + 32 * (r % 2));
+                            const __m256i qh = load256(triple(gb, h, lc) + 64);
+                            const __m256i low = _mm256_and_si256(r < 2 ? ql : _mm256_srli_epi16(ql, 4), low4);
+                            const __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * r), low2);
+                            const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(top, 4)), m32);
+                            const __m256i abs_q = _mm256_sign_epi8(q, q);
 #pragma GCC unroll 4
-                        for (int j = 0; j < NR; ++j) {
-                            const __m256i y = _mm256_sign_epi8(broadcast32(x[j][b].qs + 128 * h + 32 * r + 4 * lc), q);
-                            const __m256i t = _mm256_maddubs_epi16(abs_q, y);
-                            p[j] = lc == 4 * g ? t : _mm256_add_epi16(p[j], t);
+                            for (int j = 0; j < NR; ++j) {
+                                const __m256i y =
+                                    _mm256_sign_epi8(broadcast32(x[j][b].qs + 128 * h + 32 * r + 4 * lc), q);
+                                const __m256i t = _mm256_maddubs_epi16(abs_q, y);
+                                p[j] = lc == 4 * g ? t : _mm256_add_epi16(p[j], t);
+                            }
                         }
-                    }
-                    // scale 8h + 2r + g of each row: byte (2r + g) % 4 of scale chunk 2h + (2r + g) / 4
-                    const int sc = 2 * r + g;
-                    const __m256i scales = load256(gb + kScales + 32 * (2 * h + sc / 4));
-                    const __m256i scale = _mm256_srai_epi16(pick_pairs(scales, 6 + sc % 4), 8);
+                        // scale 8h + 2r + g of each row: byte (2r + g) % 4 of scale chunk 2h + (2r + g) / 4
+                        const int sc = 2 * r + g;
+                        const __m256i scales = load256(gb + kScales + 32 * (2 * h + sc / 4));
+                        const __m256i scale = _mm256_srai_epi16(pick_pairs(scales, 6 + sc % 4), 8);
 #pragma GCC unroll 4
-                    for (int j = 0; j < NR; ++j) sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p[j], scale));
+                        for (int j = 0; j < NR; ++j)
+                            sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p[j], scale));
+                    }
                 }
             }
-        }
         }
         const __m256 d = _mm256_cvtph_ps(load128(fields));
 #pragma GCC unroll 4
@@ -420,28 +432,29 @@ void gemm_with_sums(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, c
     const BlockQ8_0* x[kCols];
     const int32_t* sums[kCols];
     int64_t loaded = -1;
-    gemm_groups(m, n, static_cast<const char*>(w), ws, out_rows, [&](int nr, int64_t j, const uint8_t* g, float* const* out) {
-        if (loaded != j) {
-            for (int c = 0; c < nr; ++c) {
-                x[c] = static_cast<const BlockQ8_0*>(x_rows[j + c]);
-                sums[c] = reinterpret_cast<const int32_t*>(static_cast<const char*>(x_rows[j + c]) + at);
-            }
-            loaded = j;
-        }
-        kTiles[nr - 1](nb, g, x, sums, out);
-    });
+    gemm_groups(m, n, static_cast<const char*>(w), ws, out_rows,
+                [&](int nr, int64_t j, const uint8_t* g, float* const* out) {
+                    if (loaded != j) {
+                        for (int c = 0; c < nr; ++c) {
+                            x[c] = static_cast<const BlockQ8_0*>(x_rows[j + c]);
+                            sums[c] = reinterpret_cast<const int32_t*>(static_cast<const char*>(x_rows[j + c]) + at);
+                        }
+                        loaded = j;
+                    }
+                    kTiles[nr - 1](nb, g, x, sums, out);
+                });
 }
 
 void gemm_q4_0_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
                   float* const* out_rows) {
-    gemm_with_sums<tile_q45_0_r8<false, 1>, tile_q45_0_r8<false, 2>, tile_q45_0_r8<false, 3>,
-                   tile_q45_0_r8<false, 4>>(k, m, n, w, ws, x_rows, out_rows);
+    gemm_with_sums<tile_q45_0_r8<false, 1>, tile_q45_0_r8<false, 2>, tile_q45_0_r8<false, 3>, tile_q45_0_r8<false, 4>>(
+        k, m, n, w, ws, x_rows, out_rows);
 }
 
 void gemm_q5_0_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
                   float* const* out_rows) {
-    gemm_with_sums<tile_q45_0_r8<true, 1>, tile_q45_0_r8<true, 2>, tile_q45_0_r8<true, 3>,
-                   tile_q45_0_r8<true, 4>>(k, m, n, w, ws, x_rows, out_rows);
+    gemm_with_sums<tile_q45_0_r8<true, 1>, tile_q45_0_r8<true, 2>, tile_q45_0_r8<true, 3>, tile_q45_0_r8<true, 4>>(
+        k, m, n, w, ws, x_rows, out_rows);
 }
 
 template <class XBlock, void (*... kTile)(int64_t, const uint8_t*, const XBlock* const*, float* const*)>
@@ -449,27 +462,28 @@ void gemm_plain_x(int64_t nb, int64_t m, int64_t n, const void* w, size_t ws, co
                   float* const* out_rows) {
     using Fn = void (*)(int64_t, const uint8_t*, const XBlock* const*, float* const*);
     static constexpr Fn kTiles[kCols] = {kTile...};
-    gemm_groups(m, n, static_cast<const char*>(w), ws, out_rows, [&](int nr, int64_t j, const uint8_t* g, float* const* out) {
-        kTiles[nr - 1](nb, g, reinterpret_cast<const XBlock* const*>(x_rows + j), out);
-    });
+    gemm_groups(m, n, static_cast<const char*>(w), ws, out_rows,
+                [&](int nr, int64_t j, const uint8_t* g, float* const* out) {
+                    kTiles[nr - 1](nb, g, reinterpret_cast<const XBlock* const*>(x_rows + j), out);
+                });
 }
 
 void gemm_q8_0_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
                   float* const* out_rows) {
-    gemm_plain_x<BlockQ8_0, tile_q8_0_r8<1>, tile_q8_0_r8<2>, tile_q8_0_r8<3>, tile_q8_0_r8<4>>(
-        k / kQK8_0, m, n, w, ws, x_rows, out_rows);
+    gemm_plain_x<BlockQ8_0, tile_q8_0_r8<1>, tile_q8_0_r8<2>, tile_q8_0_r8<3>, tile_q8_0_r8<4>>(k / kQK8_0, m, n, w, ws,
+                                                                                                x_rows, out_rows);
 }
 
 void gemm_q4_K_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
                   float* const* out_rows) {
-    gemm_plain_x<BlockQ8_K, tile_q4_K_r8<1>, tile_q4_K_r8<2>, tile_q4_K_r8<3>, tile_q4_K_r8<4>>(
-        k / kQK_K, m, n, w, ws, x_rows, out_rows);
+    gemm_plain_x<BlockQ8_K, tile_q4_K_r8<1>, tile_q4_K_r8<2>, tile_q4_K_r8<3>, tile_q4_K_r8<4>>(k / kQK_K, m, n, w, ws,
+                                                                                                x_rows, out_rows);
 }
 
 void gemm_q6_K_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
                   float* const* out_rows) {
-    gemm_plain_x<BlockQ8_K, tile_q6_K_r8<1>, tile_q6_K_r8<2>, tile_q6_K_r8<3>, tile_q6_K_r8<4>>(
-        k / kQK_K, m, n, w, ws, x_rows, out_rows);
+    gemm_plain_x<BlockQ8_K, tile_q6_K_r8<1>, tile_q6_K_r8<2>, tile_q6_K_r8<3>, tile_q6_K_r8<4>>(k / kQK_K, m, n, w, ws,
+                                                                                                x_rows, out_rows);
 }
 
 }  // namespace

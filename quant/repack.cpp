@@ -52,10 +52,10 @@ struct Layout {
     const uint8_t* chunk_order = nullptr;  // chunk p of a group block holds the block's chunk chunk_order[p]
 };
 constexpr Layout kLayouts[] = {
-    {DType::Q4_0, 1, {0, 0}, 2, gemm_repacked_ref_of<DType::Q4_0>},  // d | qs
-    {DType::Q8_0, 1, {0, 0}, 2, gemm_repacked_ref_of<DType::Q8_0>},  // d | qs
-    {DType::Q4_K, 2, {0, 2}, 4, gemm_repacked_ref_of<DType::Q4_K>},  // d, dmin | scales, qs
-    {DType::Q5_0, 1, {0, 0}, 2, gemm_repacked_ref_of<DType::Q5_0>},  // d | qh, qs
+    {DType::Q4_0, 1, {0, 0}, 2, gemm_repacked_ref_of<DType::Q4_0>},                  // d | qs
+    {DType::Q8_0, 1, {0, 0}, 2, gemm_repacked_ref_of<DType::Q8_0>},                  // d | qs
+    {DType::Q4_K, 2, {0, 2}, 4, gemm_repacked_ref_of<DType::Q4_K>},                  // d, dmin | scales, qs
+    {DType::Q5_0, 1, {0, 0}, 2, gemm_repacked_ref_of<DType::Q5_0>},                  // d | qh, qs
     {DType::Q6_K, 1, {208, 0}, 0, gemm_repacked_ref_of<DType::Q6_K>, kQ6KOrder.at},  // d | ql, qh, scales
 };
 
