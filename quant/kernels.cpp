@@ -143,6 +143,11 @@ const KernelTable& kernel_table(Isa isa) {
     return t.table[size_t(isa)];
 }
 
+GemmFn fast_repacked_gemm(const KernelTable& kt, DType type) {
+    const GemmFn gemm = kt.gemm_repacked[uint32_t(type)];
+    return gemm != gemm_repacked_ref(type) ? gemm : nullptr;
+}
+
 const KernelTable& kernels() {
     return kernel_table(isa_active());
 }

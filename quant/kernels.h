@@ -69,6 +69,11 @@ struct KernelTable {
     GemmFn gemm_repacked[kDTypeIdLimit];
 };
 
+// The table's kernel over repacked weights of `type` where it has one faster
+// than the reference (which unshuffles block by block); null otherwise, and
+// then repacking does not pay.
+GemmFn fast_repacked_gemm(const KernelTable& kt, DType type);
+
 // The table of `isa`, which must be in isa_supported().
 const KernelTable& kernel_table(Isa isa);
 // The table of isa_active().

@@ -99,9 +99,7 @@ std::unique_ptr<Buffer> CpuBackend::adopt_weight(Tensor& t) {
     if (!repack_weights_ || t.is_view() || (t.flags & kTensorRepacked) || t.data == nullptr) return nullptr;
     if (t.ne[2] != 1 || t.ne[3] != 1 || !t.rows_contiguous() || !repack_supported(t.type, t.ne[0], t.ne[1]))
         return nullptr;
-    // Only where the kernel table has a kernel faster than the reference,
-    // which unshuffles block by block.
-    if (kernels_->gemm_repacked[uint32_t(t.type)] == gemm_repacked_ref(t.type)) return nullptr;
+    if (!fast_repacked_gemm(*kernels_, t.type)) return nullptr;
     // Only the types whose repacked decode (one activation row, the weights
     // streaming from memory) beats the plain tile: Q4_0 and Q5_0, whose plain
     // decode tile spends its time on per-block float work (R1-Distill-Qwen-1.5B

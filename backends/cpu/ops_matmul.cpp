@@ -282,9 +282,7 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
     const bool extras = x_with_extras(node);
     const bool in_place = x_used_in_place(x, vdt) && !extras;
     const size_t stride = mul_mat_x_stride(node);
-    // Repacking unit by unit pays only where the table has a repacked kernel
-    // faster than the reference.
-    const bool fly = repacks_on_the_fly(node) && ctx.kt->gemm_repacked[uint32_t(w.type)] != gemm_repacked_ref(w.type);
+    const bool fly = repacks_on_the_fly(node) && fast_repacked_gemm(*ctx.kt, w.type);
     char* unit_rows = ctx.thread_scratch() + align_up(sizeof(float) * size_t(K));
 
     if (!in_place) {
@@ -464,10 +462,7 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
     // interleaved kernel then runs over all of them, and the byte shuffle,
     // once per unit, costs a few percent of that. The experts stay in the
     // mapped file untouched.
-    const GemmFn repacked_gemm =
-        repacks && ctx.kt->gemm_repacked[uint32_t(w.type)] != gemm_repacked_ref(w.type)
-            ? ctx.kt->gemm_repacked[uint32_t(w.type)]
-            : nullptr;
+    const GemmFn repacked_gemm = repacks ? fast_repacked_gemm(*ctx.kt, w.type) : nullptr;
     char* unit_rows = ctx.thread_scratch() + align_up(sizeof(float) * size_t(K));
     const int32_t n_active = active[0];
     const int64_t n_rblk = (M + kRowsPerUnit - 1) / kRowsPerUnit;
