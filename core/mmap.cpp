@@ -44,28 +44,26 @@ MappedFile::~MappedFile() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-void MappedFile::advise_willneed(size_t offset, size_t bytes) const {
-    if (!data_ || offset >= size_) return;
+namespace {
+
+// madvise over the whole pages that hold [offset, offset + bytes) of a
+// mapping of `size` bytes at `data` (clipped to it); nothing when empty.
+void advise_pages(const uint8_t* data, size_t size, size_t offset, size_t bytes, int advice) {
+    if (!data || offset >= size || bytes == 0) return;
     const size_t page = size_t(::sysconf(_SC_PAGESIZE));
     const size_t start = offset / page * page;
-    const size_t end = std::min(size_, offset + bytes);
-    ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_WILLNEED);
+    const size_t end = std::min(size, offset + bytes);
+    ::madvise(const_cast<uint8_t*>(data) + start, end - start, advice);
 }
 
+}  // namespace
+
 void MappedFile::advise_dontneed(size_t offset, size_t bytes) const {
-    if (!data_ || offset >= size_ || bytes == 0) return;
-    const size_t page = size_t(::sysconf(_SC_PAGESIZE));
-    const size_t start = offset / page * page;
-    const size_t end = std::min(size_, offset + bytes);
-    ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_DONTNEED);
+    advise_pages(data_, size_, offset, bytes, MADV_DONTNEED);
 }
 
 void MappedFile::advise_random(size_t offset, size_t bytes) const {
-    if (!data_ || offset >= size_ || bytes == 0) return;
-    const size_t page = size_t(::sysconf(_SC_PAGESIZE));
-    const size_t start = offset / page * page;
-    const size_t end = std::min(size_, offset + bytes);
-    ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_RANDOM);
+    advise_pages(data_, size_, offset, bytes, MADV_RANDOM);
 }
 
 size_t MappedFile::resident_bytes(size_t offset, size_t bytes) const {
@@ -106,10 +104,6 @@ size_t MappedFile::mapped_bytes(size_t offset, size_t bytes) const {
         mapped += hi - lo;
     }
     return mapped;
-}
-
-void MappedFile::advise_sequential() const {
-    if (data_) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_SEQUENTIAL);
 }
 
 void prefetch_mapped(const void* ptr, size_t bytes) {

@@ -25,9 +25,6 @@ class MappedFile {
     const uint8_t* data() const { return data_; }
     size_t size() const { return size_; }
 
-    // Hints that [offset, offset + bytes) will be read soon / sequentially.
-    void advise_willneed(size_t offset, size_t bytes) const;
-    void advise_sequential() const;
     // Says [offset, offset + bytes) is no longer needed: its pages leave this
     // process's resident set (they stay in the page cache and are read again
     // if touched). Streaming readers call it to keep memory bounded.

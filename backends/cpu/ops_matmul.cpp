@@ -15,9 +15,12 @@
 // loads across weight rows and weight unpacking across activation rows; types
 // without one loop over vec_dot.
 //
-// A weight the backend repacked at load (kTensorRepacked, quant/repack.h)
-// takes its activation rows with the extras its kernel reads (block sums),
-// goes by whole groups of 8 rows, and runs the table's gemm_repacked.
+// Repacked weights (quant/repack.h): a weight the backend repacked at load
+// (kTensorRepacked), and in prefill any weight whose type has a layout (its
+// rows repacked 64 at a time into the thread's scratch: mul_mat_fly, and per
+// expert in mul_mat_id), take activation rows carrying the extras their
+// kernels read (block sums), go by whole groups of 8 rows, and run the
+// table's gemm_repacked.
 //
 // mul_mat_id (MoE) groups the (slot, token) pairs by expert during the first
 // phase (thread 0, a counting sort), so each chosen expert runs once over all
@@ -99,9 +102,10 @@ bool x_with_extras(const Tensor& node) {
     return (node.src[0]->flags & kTensorRepacked) || repacks_on_the_fly(node);
 }
 
-size_t mul_mat_x_stride(const Tensor& node) {
-    const Tensor& w = *node.src[0];
-    if (x_with_extras(node)) return align_up(repacked_x_row_bytes(w.type, w.ne[0]));
+// Stride of a converted activation row for weight w, with or without the
+// extras of its repacked kernels (quant/repack.h).
+size_t x_stride(const Tensor& w, bool extras) {
+    if (extras) return align_up(repacked_x_row_bytes(w.type, w.ne[0]));
     return converted_row_stride(quant_traits(w.type)->vec_dot_type, w.ne[0]);
 }
 
@@ -202,7 +206,7 @@ WorkSize work_size_mul_mat(const Tensor& node, int nth, int64_t blas_min_cols) {
     }
 #endif
     const DType vdt = quant_traits(w.type)->vec_dot_type;
-    if (!x_used_in_place(x, vdt)) ws.shared = mul_mat_x_stride(node) * size_t(x.nrows());
+    if (!x_used_in_place(x, vdt)) ws.shared = x_stride(*node.src[0], x_with_extras(node)) * size_t(x.nrows());
     // Per thread: a gathered activation row, and a unit of repacked rows.
     ws.per_thread = align_up(sizeof(float) * size_t(x.ne[0]));
     if (repacks_on_the_fly(node)) ws.per_thread += align_up(w.row_bytes() * size_t(kFlyRows));
@@ -281,7 +285,7 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
     const bool repacked = (w.flags & kTensorRepacked) != 0;
     const bool extras = x_with_extras(node);
     const bool in_place = x_used_in_place(x, vdt) && !extras;
-    const size_t stride = mul_mat_x_stride(node);
+    const size_t stride = x_stride(*node.src[0], x_with_extras(node));
     const bool fly = repacks_on_the_fly(node) && fast_repacked_gemm(*ctx.kt, w.type);
     char* unit_rows = ctx.thread_scratch() + align_up(sizeof(float) * size_t(K));
 
@@ -354,11 +358,6 @@ bool moe_repacks(const Tensor& node) {
            !x_used_in_place(x, quant_traits(w.type)->vec_dot_type);
 }
 
-size_t moe_x_stride(const Tensor& node) {
-    const Tensor& w = *node.src[0];
-    if (moe_repacks(node)) return align_up(repacked_x_row_bytes(w.type, w.ne[0]));
-    return converted_row_stride(quant_traits(w.type)->vec_dot_type, w.ne[0]);
-}
 
 MoeLayout moe_layout(const Tensor& node) {
     const Tensor& w = *node.src[0];
@@ -366,7 +365,7 @@ MoeLayout moe_layout(const Tensor& node) {
     const Tensor& ids = *node.src[2];
     const DType vdt = quant_traits(w.type)->vec_dot_type;
     MoeLayout l;
-    l.conv_bytes = x_used_in_place(x, vdt) ? 0 : moe_x_stride(node) * size_t(x.nrows());
+    l.conv_bytes = x_used_in_place(x, vdt) ? 0 : x_stride(*node.src[0], moe_repacks(node)) * size_t(x.nrows());
     l.offsets_at = l.conv_bytes;
     l.cursor_at = l.offsets_at + align_up(sizeof(int32_t) * size_t(w.ne[2] + 1));
     l.entries_at = l.cursor_at + align_up(sizeof(int32_t) * size_t(w.ne[2]));
@@ -410,7 +409,7 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
     const DType vdt = quant_traits(w.type)->vec_dot_type;  // supports_mul_mat*() checked there is one
     const bool in_place = x_used_in_place(x, vdt);
     const bool repacks = moe_repacks(node);
-    const size_t stride = moe_x_stride(node);
+    const size_t stride = x_stride(*node.src[0], moe_repacks(node));
     const MoeLayout l = moe_layout(node);
     int32_t* offsets = reinterpret_cast<int32_t*>(ctx.wdata + l.offsets_at);
     int32_t* cursor = reinterpret_cast<int32_t*>(ctx.wdata + l.cursor_at);
