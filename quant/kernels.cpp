@@ -17,6 +17,7 @@
 #include <array>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "quant/kernels_isa.h"
 #include "quant/repack.h"
 
@@ -52,6 +53,7 @@ KernelTable scalar_table() {
     KernelTable t{};
     t.isa = Isa::Scalar;
     t.scale_add = scale_add_f32;
+    t.gemm_bf16 = nullptr;
     for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
         const auto type = dtype_from_id(id);
         const QuantTraits* traits = type ? quant_traits(*type) : nullptr;
@@ -122,14 +124,26 @@ const Tables& tables() {
         t.best = isa_machine_best();
         const int best = int(t.best);
         t.table[0] = scalar_table();
-        if (best >= int(Isa::Avx2)) t.table[1] = overlay(t.table[0], Isa::Avx2, fill_kernels_avx2, fill_gemm_avx2,
-                                                              fill_gemm_repacked_avx2, fill_float_rows_avx2);
+        if (best >= int(Isa::Avx2)) {
+            t.table[1] = overlay(t.table[0], Isa::Avx2, fill_kernels_avx2, fill_gemm_avx2, fill_gemm_repacked_avx2,
+                                 fill_float_rows_avx2);
+            // Every type it fills has a reference (the tests compare them).
+            fill_dequant_avx2(t.table[1].to_float, t.table[1].quantize_row);
+        }
         if (best >= int(Isa::Avx512)) t.table[2] = overlay(t.table[1], Isa::Avx512, fill_kernels_avx512);
         if (best >= int(Isa::Avx512Vnni)) {
             t.table[3] = overlay(t.table[2], Isa::Avx512Vnni, fill_kernels_avx512vnni);
         }
-        // AMX kernels come later; until then its table is the VNNI one.
-        if (best >= int(Isa::Amx)) t.table[4] = overlay(t.table[3], Isa::Amx, nullptr);
+        // AMX adds the bf16 tile product; its other entries are the VNNI ones.
+        if (best >= int(Isa::Amx)) {
+            t.table[4] = overlay(t.table[3], Isa::Amx, nullptr);
+            fill_gemm_amx(&t.table[4].gemm_bf16);
+            if (!gemm_bf16_self_check(t.table[4].gemm_bf16)) {
+                MOELITE_LOG_WARN(
+                    "cpu: the AMX bf16 tile product disagrees with its reference; prefill will not use it");
+                t.table[4].gemm_bf16 = nullptr;
+            }
+        }
         return t;
     }();
     return built;

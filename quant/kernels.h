@@ -67,6 +67,8 @@ struct KernelTable {
     // Per weight type: tile kernel over the repacked layout (quant/repack.h);
     // the scalar table has the reference for every type with a layout.
     GemmFn gemm_repacked[kDTypeIdLimit];
+    // The bf16 tile product of quant/gemm.h: the AMX table only, null below.
+    Bf16GemmFn gemm_bf16;
 };
 
 // The table's kernel over repacked weights of `type` where it has one faster

@@ -58,7 +58,8 @@ bool repack_supported(DType type, int64_t k, int64_t m);
 // the repacked layout: m * row_bytes bytes, rows contiguous. repack_supported
 // must hold.
 void repack_rows(DType type, int64_t k, int64_t m, const void* src, size_t src_stride, void* dst);
-// The inverse: the plain rows back (for tests and tools).
+// The inverse: the plain rows back (tests, and mul_mat's AMX path, which
+// dequantizes weights from the file's layout).
 void unpack_rows(DType type, int64_t k, int64_t m, const void* src, void* dst);
 
 // Bytes of one converted activation row for a repacked weight of `type`.

@@ -84,6 +84,9 @@ void add_mul_mat(std::vector<OpCase>& cases) {
         cases.push_back({"mul_mat " + t + " broadcast dims 2,3", tol, [=](OpCaseBuilder& b) {
                              return b.graph().mul_mat(b.input(w, {K, 9, 2, 1}), b.input(DType::F32, {K, 3, 4, 3}));
                          }});
+        cases.push_back({"mul_mat " + t + " broadcast dims 2,3, N33", tol, [=](OpCaseBuilder& b) {
+                             return b.graph().mul_mat(b.input(w, {K, 40, 2, 1}), b.input(DType::F32, {K, 33, 2, 3}));
+                         }});
         cases.push_back({"mul_mat " + t + " w permuted (a cache view)", tol, [=](OpCaseBuilder& b) {
                              // Attention scores without flash_attn: K cache [K, heads, n_kv] read per head.
                              Tensor* w3 = b.graph().permute(b.input(w, {K, 3, 13}), 0, 2, 1, 3);
@@ -125,7 +128,7 @@ void add_mul_mat_id(std::vector<OpCase>& cases) {
             int64_t M, E, k, T, nx;
         };
         for (Shape s : {Shape{9, 6, 2, 1, 1}, Shape{9, 6, 3, 5, 3}, Shape{17, 8, 2, 33, 1}, Shape{5, 4, 4, 3, 4},
-                        Shape{38, 4, 2, 70, 1}}) {
+                        Shape{38, 4, 2, 70, 1}, Shape{45, 6, 3, 40, 3}}) {
             const std::string name = "mul_mat_id " + t + " M" + std::to_string(s.M) + " E" + std::to_string(s.E) +
                                      " k" + std::to_string(s.k) + " T" + std::to_string(s.T) + " nx" +
                                      std::to_string(s.nx);

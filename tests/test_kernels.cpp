@@ -460,6 +460,129 @@ TEST_CASE("kernels: every ISA's to_float gives the reference's floats") {
     }
 }
 
+namespace {
+
+// Random bf16 rows (normal values only: the tile unit counts bf16 denormals as zero).
+std::vector<uint16_t> random_bf16(size_t count, uint32_t seed) {
+    const std::vector<float> f = test::random_floats(count, seed, 2.0f);
+    std::vector<uint16_t> out(count);
+    for (size_t i = 0; i < count; ++i) out[i] = fp32_to_bf16(f[i]);
+    return out;
+}
+
+// Activation rows (n rows of k bf16) into panels of quant/gemm.h.
+std::vector<uint8_t> make_panels(const std::vector<uint16_t>& x, int64_t n, int64_t k, int64_t k_pad) {
+    const int64_t panels = (n + kBf16PanelRows - 1) / kBf16PanelRows;
+    const size_t panel_bytes = size_t(k_pad / kBf16Chunk) * kBf16ChunkBytes;
+    std::vector<uint8_t> out(panel_bytes * size_t(panels), 0xff);  // rows past n: NaN bits
+    for (int64_t j = 0; j < panels * kBf16PanelRows; ++j) {
+        uint8_t* panel = out.data() + size_t(j / kBf16PanelRows) * panel_bytes;
+        if (j < n) {
+            bf16_panel_put_row(x.data() + j * k, k, k_pad, j % kBf16PanelRows, panel);
+        } else if (j % 2 == 0) {
+            const std::vector<uint16_t> zeros(size_t(k), 0);
+            bf16_panel_put_row(zeros.data(), k, k_pad, j % kBf16PanelRows, panel);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("kernels: the bf16 panel layout and reference tile product compute plain dot products") {
+    // The reference reads the panels; a plain dot product over the rows does not.
+    const int64_t k = 70, k_pad = 96, m = 21, n = 19;
+    const auto a_rows = random_bf16(size_t(m * k), 1);
+    const auto x_rows = random_bf16(size_t(n * k), 2);
+    std::vector<uint16_t> a(size_t(32 * k_pad), 0);
+    for (int64_t i = 0; i < m; ++i) std::copy_n(a_rows.begin() + i * k, k, a.begin() + i * k_pad);
+    const auto panels = make_panels(x_rows, n, k, k_pad);
+    std::vector<float> out(size_t(n * 40), -7.0f);
+    gemm_bf16_ref(k_pad, m, n, a.data(), size_t(k_pad) * 2, panels.data(), out.data(), 40 * sizeof(float));
+    for (int64_t j = 0; j < n; ++j) {
+        for (int64_t i = 0; i < m; ++i) {
+            double want = 0.0;
+            for (int64_t e = 0; e < k; ++e)
+                want +=
+                    double(bf16_to_fp32(a_rows[size_t(i * k + e)])) * double(bf16_to_fp32(x_rows[size_t(j * k + e)]));
+            INFO("i=" << i << " j=" << j);
+            CHECK(out[size_t(j * 40 + i)] == doctest::Approx(want).epsilon(1e-6));
+        }
+        CHECK(out[size_t(j * 40 + m)] == -7.0f);  // nothing past m
+    }
+}
+
+TEST_CASE("kernels: the bf16 self-check passes the reference and fails wrong kernels") {
+    CHECK(gemm_bf16_self_check(gemm_bf16_ref));
+    // Operands swapped within a pair, a row too few, one sum off by one.
+    const Bf16GemmFn wrong[] = {
+        [](int64_t k_pad, int64_t m, int64_t n, const uint16_t* a, size_t a_stride, const void* b, float* out,
+           size_t out_stride) { gemm_bf16_ref(k_pad, m - 1, n, a, a_stride, b, out, out_stride); },
+        [](int64_t k_pad, int64_t m, int64_t n, const uint16_t* a, size_t a_stride, const void* b, float* out,
+           size_t out_stride) {
+            gemm_bf16_ref(k_pad, m, n, a, a_stride, b, out, out_stride);
+            reinterpret_cast<float*>(reinterpret_cast<char*>(out) + size_t(n - 1) * out_stride)[m - 1] += 1.0f;
+        },
+        [](int64_t k_pad, int64_t m, int64_t n, const uint16_t* a, size_t a_stride, const void* b, float* out,
+           size_t out_stride) {
+            // Pairs read the other way round: a's element 2r + 1 with b's 2r.
+            std::vector<uint16_t> swapped(size_t(kBf16MaxRows * k_pad));
+            for (int64_t i = 0; i < kBf16MaxRows; ++i)
+                for (int64_t e = 0; e < k_pad; ++e)
+                    swapped[size_t(i * k_pad + (e ^ 1))] =
+                        reinterpret_cast<const uint16_t*>(reinterpret_cast<const char*>(a) + size_t(i) * a_stride)[e];
+            gemm_bf16_ref(k_pad, m, n, swapped.data(), size_t(k_pad) * 2, b, out, out_stride);
+        }};
+    for (Bf16GemmFn fn : wrong) CHECK_FALSE(gemm_bf16_self_check(fn));
+}
+
+TEST_CASE("kernels: every ISA's bf16 tile product equals the reference") {
+    note_skipped_isas();
+    int tables = 0;
+    for (Isa isa : isa_supported()) {
+        const KernelTable& table = kernel_table(isa);
+        if (isa != Isa::Amx) {
+            CHECK(!table.gemm_bf16);  // only AMX has one
+            continue;
+        }
+        REQUIRE(bool(table.gemm_bf16));
+        ++tables;
+        struct Shape {
+            int64_t k, m, n;
+        };
+        for (Shape s : {Shape{32, 1, 1}, Shape{64, 16, 16}, Shape{96, 32, 32}, Shape{1536, 32, 67}, Shape{160, 17, 33},
+                        Shape{224, 5, 50}, Shape{4096, 24, 16}}) {
+            const int64_t k_pad = s.k;
+            // Rows past m (up to 32) hold NaN: they may be read, never written out.
+            std::vector<uint16_t> a = random_bf16(size_t(s.m * k_pad), uint32_t(s.k + s.m));
+            a.resize(size_t(32 * k_pad), 0x7fc0);
+            const auto x = random_bf16(size_t(s.n * s.k), uint32_t(s.n));
+            const auto panels = make_panels(x, s.n, s.k, k_pad);
+            const size_t stride = size_t(s.m + 3) * sizeof(float);
+            std::vector<float> want(size_t(s.n * (s.m + 3)), -7.0f), got = want;
+            gemm_bf16_ref(k_pad, s.m, s.n, a.data(), size_t(k_pad) * 2, panels.data(), want.data(), stride);
+            table.gemm_bf16(k_pad, s.m, s.n, a.data(), size_t(k_pad) * 2, panels.data(), got.data(), stride);
+            double err = 0.0, ref = 0.0;
+            bool untouched = true;
+            for (int64_t j = 0; j < s.n; ++j) {
+                for (int64_t i = 0; i < s.m + 3; ++i) {
+                    const double g = got[size_t(j * (s.m + 3) + i)], w = want[size_t(j * (s.m + 3) + i)];
+                    if (i >= s.m) {
+                        untouched = untouched && g == -7.0f;
+                        continue;
+                    }
+                    err += (g - w) * (g - w);
+                    ref += w * w;
+                }
+            }
+            INFO(isa_name(isa) << " k=" << s.k << " m=" << s.m << " n=" << s.n);
+            CHECK(untouched);
+            CHECK(err <= 1e-10 * ref);  // float sums against double ones
+        }
+    }
+    if (tables == 0) MESSAGE("SKIPPED: no AMX on this CPU; the bf16 tile product was not run");
+}
+
 TEST_CASE("kernels: every ISA's scale_add equals the reference up to rounding") {
     note_skipped_isas();
     for (Isa isa : isa_supported()) {
@@ -698,7 +821,9 @@ TEST_CASE("kernels: per-ISA objects export only their registration function") {
                           {"kernels_avx512", {"fill_kernels_avx512"}},
                           {"kernels_avx512vnni", {"fill_kernels_avx512vnni"}},
                           {"gemm_avx2", {"fill_gemm_avx2"}},
-                          {"gemm_repacked_avx2", {"fill_gemm_repacked_avx2"}}};
+                          {"gemm_repacked_avx2", {"fill_gemm_repacked_avx2"}},
+                          {"gemm_amx", {"fill_gemm_amx"}},
+                          {"dequant_avx2", {"fill_dequant_avx2"}}};
     for (const Unit& unit : units) {
         const auto obj = dir / (std::string(unit.object) + ".cpp.o");
         if (!std::filesystem::exists(obj)) continue;
@@ -883,5 +1008,60 @@ TEST_CASE("kernels: tile speed against vec_dot loops" * doctest::skip()) {
             MESSAGE(std::string(dtype_name(wt)) << " n=" << n << ": repacked " << packed_ns << " ns/output (x"
                                                 << loop_ns / packed_ns << " against vec_dot)");
         }
+    }
+}
+
+// Not a test: where the time of mul_mat's AMX path goes, per type: turning a
+// weight row of 1536 elements into bf16 (the table's to_float, then its BF16
+// quantize_row), per element, and the bf16 tile product of 32 such rows with
+// 64 and 512 activation rows, per output (where the table has AMX).
+// Run with ./build/moelite_tests -tc='*bf16 tile speed*' --no-skip.
+TEST_CASE("kernels: bf16 tile speed" * doctest::skip()) {
+    const KernelTable& table = kernels();
+    const int64_t k = 1536, m = 32;
+    auto seconds_per = [](auto&& body) {
+        int reps = 0;
+        const auto start = std::chrono::steady_clock::now();
+        double elapsed = 0.0;
+        do {
+            body();
+            ++reps;
+            elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        } while (elapsed < 0.2);
+        return elapsed / reps;
+    };
+    std::vector<float> floats(static_cast<size_t>(k));
+    std::vector<uint16_t> bf16(static_cast<size_t>(m * k));
+    for (DType wt : {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+        std::vector<uint8_t> w;
+        for (int64_t i = 0; i < m; ++i) {
+            const auto row = make_row(wt, k, Data::Random, false, uint32_t(i));
+            w.insert(w.end(), row.begin(), row.end());
+        }
+        const size_t row_bytes = dtype_row_bytes(wt, k);
+        const double dequantize = seconds_per([&] {
+            for (int64_t i = 0; i < m; ++i)
+                table.to_float[uint32_t(wt)](w.data() + size_t(i) * row_bytes, floats.data(), k);
+        });
+        const double round = seconds_per([&] {
+            for (int64_t i = 0; i < m; ++i)
+                table.quantize_row[uint32_t(DType::BF16)](floats.data(), bf16.data() + i * k, k);
+        });
+        MESSAGE(std::string(dtype_name(wt)) << ": to float " << dequantize * 1e9 / double(m * k)
+                                            << " ns/element, then to bf16 " << round * 1e9 / double(m * k));
+    }
+    if (!table.gemm_bf16) {
+        MESSAGE("SKIPPED: the active table (" << std::string(isa_name(table.isa)) << ") has no bf16 tile product");
+        return;
+    }
+    for (int64_t n : {64, 512}) {
+        const auto x = random_bf16(size_t(n * k), 5);
+        const auto panels = make_panels(x, n, k, k);
+        std::vector<float> out(size_t(n * m));
+        const double t = seconds_per([&] {
+            table.gemm_bf16(k, m, n, bf16.data(), size_t(k) * 2, panels.data(), out.data(), size_t(m) * sizeof(float));
+        });
+        MESSAGE("bf16 tiles n=" << n << ": " << t * 1e9 / double(m * n) << " ns/output, "
+                                << 2.0 * double(m * n * k) / t * 1e-9 << " GFLOP/s");
     }
 }

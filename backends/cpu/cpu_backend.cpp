@@ -66,6 +66,7 @@ CpuBackend::CpuBackend(const CpuBackendOptions& options)
     pool_ = std::make_unique<ThreadPool>(n);
     kernels_ = &kernels();
     if (options.isa) set_isa(*options.isa);
+    if (options.kernels) kernels_ = options.kernels;
 #ifdef MOELITE_HAVE_OPENBLAS
     // Our threads split the sgemm calls between them; OpenBLAS's own pool
     // would compete with them for the same cores.
@@ -152,7 +153,7 @@ size_t CpuBackend::scratch_needed(std::span<Tensor* const> nodes) {
     size_t need = 0;
     for (const Tensor* node : nodes) {
         if (!needs_compute(*node)) continue;
-        const cpu::WorkSize ws = cpu::op_work_size(*node, nth, blas_min_cols_);
+        const cpu::WorkSize ws = cpu::op_work_size(*node, *kernels_, nth, blas_min_cols_);
         need = std::max(need, cpu::align_up(ws.shared) + size_t(nth) * cpu::align_up(ws.per_thread));
     }
     return need;
@@ -180,7 +181,7 @@ void CpuBackend::run_job(void* ctx, int ith, int nth) {
         // Every thread computes the same layout; no shared state to publish.
         if (!first) oc.barrier();
         first = false;
-        const cpu::WorkSize ws = cpu::op_work_size(*node, nth, job.blas_min_cols);
+        const cpu::WorkSize ws = cpu::op_work_size(*node, *job.kernels, nth, job.blas_min_cols);
         oc.shared_bytes = cpu::align_up(ws.shared);
         oc.per_thread_bytes = cpu::align_up(ws.per_thread);
         cpu::op_compute(*node, oc);

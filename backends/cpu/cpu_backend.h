@@ -28,6 +28,10 @@ namespace moelite {
 struct CpuBackendOptions {
     int n_threads = 0;       // 0: every hardware thread
     std::optional<Isa> isa;  // unset: isa_active()
+    // A kernel table of one's own, in place of isa's; it must outlive the
+    // backend. Tests use it to run a path whose kernel this CPU lacks with
+    // the kernel's reference (the bf16 tile product without AMX).
+    const KernelTable* kernels = nullptr;
     // mul_mat with F32/F16/BF16 weights goes to OpenBLAS's sgemm from this
     // many activation rows (builds with MOELITE_HAVE_OPENBLAS); 0 never does.
     int64_t blas_min_cols = kDefaultBlasMinCols;

@@ -186,10 +186,10 @@ bool op_supported(const Tensor& node) {
     return false;
 }
 
-WorkSize op_work_size(const Tensor& node, int nth, int64_t blas_min_cols) {
+WorkSize op_work_size(const Tensor& node, const KernelTable& kt, int nth, int64_t blas_min_cols) {
     switch (node.op) {
-        case Op::MulMat: return work_size_mul_mat(node, nth, blas_min_cols);
-        case Op::MulMatId: return work_size_mul_mat_id(node, nth);
+        case Op::MulMat: return work_size_mul_mat(node, kt, nth, blas_min_cols);
+        case Op::MulMatId: return work_size_mul_mat_id(node, kt, nth);
         case Op::Rope: return work_size_rope(node);
         case Op::ArgsortTopK: return work_size_argsort_top_k(node);
         case Op::FlashAttn: return work_size_flash_attn(node);

@@ -65,7 +65,7 @@ VecDotFn row_vec_dot(const KernelTable& kt, DType type, DType* vdt);
 
 // Whether the CPU kernels handle this node's op, types and layouts.
 bool op_supported(const Tensor& node);
-WorkSize op_work_size(const Tensor& node, int nth, int64_t blas_min_cols);
+WorkSize op_work_size(const Tensor& node, const KernelTable& kt, int nth, int64_t blas_min_cols);
 // Runs thread ith's share of node.
 void op_compute(const Tensor& node, const OpContext& ctx);
 
@@ -93,8 +93,8 @@ void op_cpy(const Tensor& node, const OpContext& ctx);
 WorkSize work_size_rope(const Tensor& node);
 WorkSize work_size_argsort_top_k(const Tensor& node);
 WorkSize work_size_flash_attn(const Tensor& node);
-WorkSize work_size_mul_mat(const Tensor& node, int nth, int64_t blas_min_cols);
-WorkSize work_size_mul_mat_id(const Tensor& node, int nth);
+WorkSize work_size_mul_mat(const Tensor& node, const KernelTable& kt, int nth, int64_t blas_min_cols);
+WorkSize work_size_mul_mat_id(const Tensor& node, const KernelTable& kt, int nth);
 WorkSize work_size_copy(const Tensor& node);
 
 bool supports_mul_mat(const Tensor& node);

@@ -1,4 +1,5 @@
-// mul_mat and mul_mat_id: quantized weight rows times activation rows.
+// mul_mat: quantized weight rows times activation rows, and the helpers it
+// shares with mul_mat_id (ops_matmul_id.cpp, through ops_matmul_util.h).
 //
 // Convention (core/graph.h): w [K, M, ...] holds one output per row, x
 // [K, N, ...] one activation per row, out[m, n] = dot(w row m, x row n).
@@ -17,14 +18,16 @@
 //
 // Repacked weights (quant/repack.h): a weight the backend repacked at load
 // (kTensorRepacked), and in prefill any weight whose type has a layout (its
-// rows repacked 64 at a time into the thread's scratch: mul_mat_fly, and per
+// rows repacked 64 at a time into the thread's scratch: mul_mat_fly; per
 // expert in mul_mat_id), take activation rows carrying the extras their
 // kernels read (block sums), go by whole groups of 8 rows, and run the
 // table's gemm_repacked.
 //
-// mul_mat_id (MoE) groups the (slot, token) pairs by expert during the first
-// phase (thread 0, a counting sort), so each chosen expert runs once over all
-// of its rows and experts nobody chose are never touched.
+// With the AMX table (Isa::Amx), quantized weights times at least
+// kAmxMinCols activation rows take the bf16 tile product instead
+// (mul_mat_amx, quant/gemm.h): weights dequantized to bf16 once per call,
+// activations rounded to bf16 after the same vec_dot_type rounding as the
+// other paths.
 //
 // With OpenBLAS (MOELITE_HAVE_OPENBLAS), F32/F16/BF16 weights times at least
 // blas_min_cols activation rows (CpuBackendOptions, default 32) go to
@@ -47,6 +50,7 @@
 #include <optional>
 
 #include "backends/cpu/ops.h"
+#include "backends/cpu/ops_matmul_util.h"
 #include "core/error.h"
 #include "core/mmap.h"
 #include "quant/kernels.h"
@@ -58,14 +62,90 @@
 #endif
 
 namespace moelite::cpu {
+
+// ---- helpers shared with mul_mat_id (ops_matmul_util.h) ----------------------
+
+namespace matmul {
+
+size_t converted_row_stride(DType vdt, int64_t k) {
+    return align_up(dtype_row_bytes(vdt, k));
+}
+
+size_t x_stride(const Tensor& w, bool extras) {
+    if (extras) return align_up(repacked_x_row_bytes(w.type, w.ne[0]));
+    return converted_row_stride(quant_traits(w.type)->vec_dot_type, w.ne[0]);
+}
+
+bool x_used_in_place(const Tensor& x, DType vdt) {
+    return vdt == DType::F32 && x.nb[0] == sizeof(float);
+}
+
+void convert_rows(const Tensor& x, int64_t r0, int64_t r1, FromFloatFn convert, char* dst, size_t stride, float* gather,
+                  std::optional<DType> extras_for) {
+    const int64_t k = x.ne[0];
+    for (int64_t r = r0; r < r1; ++r) {
+        const int64_t i1 = r % x.ne[1], i2 = (r / x.ne[1]) % x.ne[2], i3 = r / (x.ne[1] * x.ne[2]);
+        const char* src = static_cast<const char*>(x.data) + i1 * x.nb[1] + i2 * x.nb[2] + i3 * x.nb[3];
+        const float* row = reinterpret_cast<const float*>(src);
+        if (x.nb[0] != sizeof(float)) {
+            for (int64_t i = 0; i < k; ++i) std::memcpy(&gather[i], src + i * x.nb[0], 4);
+            row = gather;
+        }
+        convert(row, dst + size_t(r) * stride, k);
+        if (extras_for) repacked_x_finish(*extras_for, dst + size_t(r) * stride, k);
+    }
+}
+
+bool amx_weight_type(const KernelTable& kt, DType type) {
+    return kt.gemm_bf16 != nullptr && dtype_block_size(type) > 1 && row_to_float(type) != nullptr;
+}
+
+int64_t bf16_k_pad(int64_t k) {
+    return (k + kBf16Chunk - 1) / kBf16Chunk * kBf16Chunk;
+}
+
+size_t bf16_panel_bytes(int64_t k) {
+    return size_t(bf16_k_pad(k) / kBf16Chunk) * kBf16ChunkBytes;
+}
+
+void weight_rows_to_bf16(const KernelTable& kt, const Tensor& w, const char* base, int64_t first, int64_t rows,
+                         float* floats, char* group, uint16_t* dst) {
+    const int64_t K = w.ne[0], k_pad = bf16_k_pad(K);
+    const bool repacked = (w.flags & kTensorRepacked) != 0;
+    const ToFloatFn to_float = row_to_float(kt, w.type);
+    const FromFloatFn to_bf16 = row_from_float(kt, DType::BF16);
+    for (int64_t i = 0; i < rows; ++i) {
+        const char* src = base + (first + i) * w.nb[1];
+        if (repacked) {
+            // Whole groups: the matrix and `first` are multiples of kRepackRows.
+            if (i % kRepackRows == 0) unpack_rows(w.type, K, kRepackRows, src, group);
+            src = group + (i % kRepackRows) * w.row_bytes();
+        }
+        uint16_t* row = dst + i * k_pad;
+        to_float(src, floats, K);
+        to_bf16(floats, row, K);
+        std::fill(row + K, row + k_pad, uint16_t(0));
+    }
+}
+
+void activation_to_panel(const KernelTable& kt, DType vdt, const void* converted, int64_t k, int64_t j, float* floats,
+                         uint16_t* bf16, void* panel) {
+    if (converted == nullptr) {
+        bf16_panel_put_row(bf16, 0, bf16_k_pad(k), j, panel);
+        return;
+    }
+    row_to_float(kt, vdt)(converted, floats, k);
+    row_from_float(kt, DType::BF16)(floats, bf16, k);
+    bf16_panel_put_row(bf16, k, bf16_k_pad(k), j, panel);
+}
+
+}  // namespace matmul
+
+using namespace matmul;
+
 namespace {
 
-constexpr int64_t kRowsPerUnit = 16;
-constexpr int64_t kColsPerUnit = 64;
-// mul_mat and mul_mat_id repack a unit of weight rows on the fly (quant/
-// repack.h) for at least this many activation rows (mul_mat_id: of the
-// unit's expert); mul_mat's units then have up to kFlyRows rows.
-constexpr int32_t kRepackMinTokens = 4;
+// mul_mat's units of weight rows repacked on the fly have up to kFlyRows rows.
 constexpr int64_t kFlyRows = 64;
 
 #ifdef MOELITE_HAVE_OPENBLAS
@@ -85,9 +165,6 @@ bool use_blas(const Tensor& node, int64_t blas_min_cols) {
 }
 #endif
 
-// Stride of one converted activation row in scratch.
-size_t converted_row_stride(DType vdt, int64_t k) { return align_up(dtype_row_bytes(vdt, k)); }
-
 // Whether mul_mat repacks its weight's rows unit by unit (see op_mul_mat): a
 // weight in the file's layout whose type has a repacked layout, times at
 // least kRepackMinTokens activation rows (prefill).
@@ -100,42 +177,6 @@ bool repacks_on_the_fly(const Tensor& node) {
 // Whether the converted activation rows carry the extras of quant/repack.h.
 bool x_with_extras(const Tensor& node) {
     return (node.src[0]->flags & kTensorRepacked) || repacks_on_the_fly(node);
-}
-
-// Stride of a converted activation row for weight w, with or without the
-// extras of its repacked kernels (quant/repack.h).
-size_t x_stride(const Tensor& w, bool extras) {
-    if (extras) return align_up(repacked_x_row_bytes(w.type, w.ne[0]));
-    return converted_row_stride(quant_traits(w.type)->vec_dot_type, w.ne[0]);
-}
-
-// Whether x rows can be used as they are (F32 weights' vec_dot_type is F32).
-bool x_used_in_place(const Tensor& x, DType vdt) { return vdt == DType::F32 && x.nb[0] == sizeof(float); }
-
-// Converts the x rows [r0, r1) (flattened over ne[1..3]) into dst rows of `stride` bytes.
-// With `extras_for` set, each row gets the extras of that weight type's
-// repacked kernels (quant/repack.h).
-void convert_rows(const Tensor& x, int64_t r0, int64_t r1, FromFloatFn convert, char* dst, size_t stride,
-                  float* gather, std::optional<DType> extras_for) {
-    const int64_t k = x.ne[0];
-    for (int64_t r = r0; r < r1; ++r) {
-        const int64_t i1 = r % x.ne[1], i2 = (r / x.ne[1]) % x.ne[2], i3 = r / (x.ne[1] * x.ne[2]);
-        const char* src = static_cast<const char*>(x.data) + i1 * x.nb[1] + i2 * x.nb[2] + i3 * x.nb[3];
-        const float* row = reinterpret_cast<const float*>(src);
-        if (x.nb[0] != sizeof(float)) {
-            for (int64_t i = 0; i < k; ++i) std::memcpy(&gather[i], src + i * x.nb[0], 4);
-            row = gather;
-        }
-        convert(row, dst + size_t(r) * stride, k);
-        if (extras_for) repacked_x_finish(*extras_for, dst + size_t(r) * stride, k);
-    }
-}
-
-// Activation row (i1, i2, i3) as the dot kernel wants it.
-inline const void* x_row(const Tensor& x, bool in_place, const char* conv, size_t stride, int64_t i1, int64_t i2,
-                         int64_t i3) {
-    if (in_place) return static_cast<const char*>(x.data) + i1 * x.nb[1] + i2 * x.nb[2] + i3 * x.nb[3];
-    return conv + size_t(i1 + x.ne[1] * (i2 + x.ne[2] * i3)) * stride;
 }
 
 #ifdef MOELITE_HAVE_OPENBLAS
@@ -195,9 +236,52 @@ bool supports_mul_mat(const Tensor& node) {
     return node.ne[0] == w->ne[1] && node.ne[1] == x->ne[1] && node.ne[2] == x->ne[2] && node.ne[3] == x->ne[3];
 }
 
-WorkSize work_size_mul_mat(const Tensor& node, int nth, int64_t blas_min_cols) {
+namespace {
+
+// Whether mul_mat goes through the bf16 tile product (mul_mat_amx): a weight
+// type the table multiplies on bf16 tiles, and enough activation rows to pay
+// for dequantizing the weights once per call.
+bool uses_amx(const Tensor& node, const KernelTable& kt) {
+    return node.src[1]->ne[1] >= kAmxMinCols && amx_weight_type(kt, node.src[0]->type);
+}
+
+// Scratch of mul_mat_amx. Shared: the activation panels (quant/gemm.h), per
+// batch. Per thread: a gathered activation row, its vec_dot_type row, a float
+// row, a bf16 row, the unit's weight rows as bf16, and a group of rows
+// unpacked from the repacked layout.
+struct AmxLayout {
+    int64_t n_panels;
+    size_t panel_bytes, shared;
+    size_t gather_at, quant_at, float_at, bf16_at, unit_at, group_at, per_thread;
+};
+
+AmxLayout amx_layout(const Tensor& node) {
     const Tensor& w = *node.src[0];
     const Tensor& x = *node.src[1];
+    const int64_t K = w.ne[0];
+    AmxLayout l;
+    l.n_panels = (x.ne[1] + kBf16PanelRows - 1) / kBf16PanelRows;
+    l.panel_bytes = bf16_panel_bytes(K);
+    l.shared = l.panel_bytes * size_t(l.n_panels * x.ne[2] * x.ne[3]);
+    l.gather_at = 0;
+    l.quant_at = l.gather_at + align_up(sizeof(float) * size_t(K));
+    l.float_at = l.quant_at + align_up(dtype_row_bytes(quant_traits(w.type)->vec_dot_type, K));
+    l.bf16_at = l.float_at + align_up(sizeof(float) * size_t(K));
+    l.unit_at = l.bf16_at + align_up(sizeof(uint16_t) * size_t(K));
+    l.group_at = l.unit_at + align_up(sizeof(uint16_t) * size_t(kBf16MaxRows * bf16_k_pad(K)));
+    l.per_thread = l.group_at + ((w.flags & kTensorRepacked) ? align_up(w.row_bytes() * size_t(kRepackRows)) : 0);
+    return l;
+}
+
+}  // namespace
+
+WorkSize work_size_mul_mat(const Tensor& node, const KernelTable& kt, int nth, int64_t blas_min_cols) {
+    const Tensor& w = *node.src[0];
+    const Tensor& x = *node.src[1];
+    if (uses_amx(node, kt)) {
+        const AmxLayout l = amx_layout(node);
+        return {l.shared, l.per_thread};
+    }
     WorkSize ws;
 #ifdef MOELITE_HAVE_OPENBLAS
     if (use_blas(node, blas_min_cols)) {
@@ -261,10 +345,68 @@ void mul_mat_fly(const Tensor& node, const OpContext& ctx, size_t stride, char* 
             if (whole > 0) gemm(K, whole, n_end - n0, rows, w.row_bytes(), x_rows, out_rows);
             if (whole < m_end - m0) {
                 for (int64_t n = n0; n < n_end; ++n) out_rows[n - n0] += whole;
-                gemm_tiles(*ctx.kt, w.type, K, m_end - m0 - whole, n_end - n0, wb + (m0 + whole) * w.nb[1],
-                           w.nb[1], x_rows, out_rows);
+                gemm_tiles(*ctx.kt, w.type, K, m_end - m0 - whole, n_end - n0, wb + (m0 + whole) * w.nb[1], w.nb[1],
+                           x_rows, out_rows);
             }
         }
+    }
+}
+
+// mul_mat through the bf16 tile product (uses_amx). First the activation rows
+// are rounded as every other path rounds them (to the weight's vec_dot_type
+// and back), then to bf16, into panels (quant/gemm.h), 16 rows per unit of
+// work. After a barrier, units of kBf16MaxRows weight rows: each thread
+// dequantizes its unit's rows to bf16 once into its scratch and multiplies
+// them with every panel of the batch.
+void mul_mat_amx(const Tensor& node, const OpContext& ctx) {
+    const Tensor& w = *node.src[0];
+    const Tensor& x = *node.src[1];
+    const int64_t K = w.ne[0], M = w.ne[1], N = x.ne[1];
+    const int64_t r2 = x.ne[2] / w.ne[2], r3 = x.ne[3] / w.ne[3];
+    const int64_t n_batch = x.ne[2] * x.ne[3];
+    const AmxLayout l = amx_layout(node);
+    const DType vdt = quant_traits(w.type)->vec_dot_type;
+    char* scratch = ctx.thread_scratch();
+    auto* gather = reinterpret_cast<float*>(scratch + l.gather_at);
+    auto* floats = reinterpret_cast<float*>(scratch + l.float_at);
+    auto* bf16 = reinterpret_cast<uint16_t*>(scratch + l.bf16_at);
+    auto* unit = reinterpret_cast<uint16_t*>(scratch + l.unit_at);
+
+    const FromFloatFn quantize = row_from_float(*ctx.kt, vdt);
+    int64_t p0, p1;
+    split_range(n_batch * l.n_panels, ctx.ith, ctx.nth, &p0, &p1);
+    for (int64_t p = p0; p < p1; ++p) {
+        const int64_t b = p / l.n_panels, i2 = b % x.ne[2], i3 = b / x.ne[2];
+        char* panel = ctx.wdata + size_t(p) * l.panel_bytes;
+        for (int64_t j = 0; j < kBf16PanelRows; ++j) {
+            const int64_t n = (p % l.n_panels) * kBf16PanelRows + j;
+            if (n >= N) {
+                activation_to_panel(*ctx.kt, vdt, nullptr, K, j, floats, bf16, panel);
+                continue;
+            const char* src = static_cast<const char*>(x.data) + n * x.nb[1] + i2 * x.nb[2] + i3 * x.nb[3];
+            const float* row = reinterpret_cast<const float*>(src);
+            if (x.nb[0] != sizeof(float)) {
+                for (int64_t i = 0; i < K; ++i) std::memcpy(&gather[i], src + i * x.nb[0], 4);
+                row = gather;
+            }
+            quantize(row, scratch + l.quant_at, K);
+            activation_to_panel(*ctx.kt, vdt, scratch + l.quant_at, K, j, floats, bf16, panel);
+            }
+        }
+    ctx.barrier();
+
+    const int64_t n_mblk = (M + kBf16MaxRows - 1) / kBf16MaxRows;
+    int64_t u0, u1;
+    split_range(n_batch * n_mblk, ctx.ith, ctx.nth, &u0, &u1);
+    for (int64_t u = u0; u < u1; ++u) {
+        const int64_t b = u / n_mblk, i2 = b % x.ne[2], i3 = b / x.ne[2];
+        const int64_t m0 = (u % n_mblk) * kBf16MaxRows, rows = std::min(kBf16MaxRows, M - m0);
+        const char* wb = static_cast<const char*>(w.data) + (i2 / r2) * w.nb[2] + (i3 / r3) * w.nb[3];
+        weight_rows_to_bf16(*ctx.kt, w, wb, m0, rows, floats, scratch + l.group_at, unit);
+        float* out = reinterpret_cast<float*>(static_cast<char*>(node.data) + i2 * node.nb[2] + i3 * node.nb[3]) + m0;
+        ctx.kt->gemm_bf16(bf16_k_pad(K), rows, N, unit, sizeof(uint16_t) * size_t(bf16_k_pad(K)),
+                          ctx.wdata + size_t(b * l.n_panels) * l.panel_bytes, out, node.nb[1]);
+    }
     }
 }
 
@@ -274,6 +416,10 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
 #ifdef MOELITE_HAVE_OPENBLAS
     if (use_blas(node, ctx.blas_min_cols)) {
         mul_mat_blas(node, ctx);
+        return;
+    }
+    if (uses_amx(node, *ctx.kt)) {
+        mul_mat_amx(node, ctx);
         return;
     }
 #endif
@@ -332,166 +478,6 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
                                                     out_rows);
         } else {
             gemm_tiles(*ctx.kt, w.type, K, m_end - m0, n_end - n0, wb + m0 * w.nb[1], w.nb[1], x_rows, out_rows);
-        }
-    }
-}
-
-// ---- mul_mat_id ------------------------------------------------------------
-
-namespace {
-
-// Shared scratch of mul_mat_id after the converted rows: per expert the
-// start of its list (n_expert + 1 ints, the last is k * T), a fill cursor per
-// expert, the lists (k * T ints, each an output row j + k * t), and the
-// experts in use (a count, then n_expert ints).
-struct MoeLayout {
-    size_t conv_bytes, offsets_at, cursor_at, entries_at, active_at, total;
-};
-
-// Whether a batch's experts may be repacked on the fly (see op_mul_mat_id):
-// the type has a repacked layout, there is more than one token, and the
-// activation rows are converted (so they can carry the layout's extras).
-bool moe_repacks(const Tensor& node) {
-    const Tensor& w = *node.src[0];
-    const Tensor& x = *node.src[1];
-    return node.src[2]->ne[1] > 1 && repack_supported(w.type, w.ne[0], kRepackRows) &&
-           !x_used_in_place(x, quant_traits(w.type)->vec_dot_type);
-}
-
-
-MoeLayout moe_layout(const Tensor& node) {
-    const Tensor& w = *node.src[0];
-    const Tensor& x = *node.src[1];
-    const Tensor& ids = *node.src[2];
-    const DType vdt = quant_traits(w.type)->vec_dot_type;
-    MoeLayout l;
-    l.conv_bytes = x_used_in_place(x, vdt) ? 0 : x_stride(*node.src[0], moe_repacks(node)) * size_t(x.nrows());
-    l.offsets_at = l.conv_bytes;
-    l.cursor_at = l.offsets_at + align_up(sizeof(int32_t) * size_t(w.ne[2] + 1));
-    l.entries_at = l.cursor_at + align_up(sizeof(int32_t) * size_t(w.ne[2]));
-    l.active_at = l.entries_at + align_up(sizeof(int32_t) * size_t(ids.ne[0] * ids.ne[1]));
-    l.total = l.active_at + align_up(sizeof(int32_t) * size_t(w.ne[2] + 1));
-    return l;
-}
-
-}  // namespace
-
-bool supports_mul_mat_id(const Tensor& node) {
-    const Tensor* w = node.src[0];
-    const Tensor* x = node.src[1];
-    const Tensor* ids = node.src[2];
-    if (!w || !x || !ids || node.type != DType::F32 || x->type != DType::F32 || ids->type != DType::I32) return false;
-    DType vdt;
-    if (!row_vec_dot(kernels(), w->type, &vdt) || !row_from_float(kernels(), vdt)) return false;
-    if (!w->rows_contiguous() || node.nb[0] != sizeof(float) || w->ne[3] != 1) return false;
-    if (w->flags & kTensorRepacked) return false;  // experts stay in the file's layout
-    if (w->ne[0] != x->ne[0] || w->ne[0] % dtype_block_size(vdt) != 0) return false;
-    const int64_t k = ids->ne[0], T = ids->ne[1];
-    if (ids->ne[2] != 1 || ids->ne[3] != 1 || x->ne[3] != 1 || x->ne[2] != T) return false;
-    if (x->ne[1] != 1 && x->ne[1] != k) return false;
-    return node.ne[0] == w->ne[1] && node.ne[1] == k && node.ne[2] == T && node.ne[3] == 1;
-}
-
-WorkSize work_size_mul_mat_id(const Tensor& node, int nth) {
-    // Per thread: a gathered activation row, and a unit of repacked rows.
-    const Tensor& w = *node.src[0];
-    size_t per_thread = align_up(sizeof(float) * size_t(node.src[1]->ne[0]));
-    if (moe_repacks(node)) per_thread += align_up(w.row_bytes() * size_t(kRowsPerUnit));
-    return {moe_layout(node).total, per_thread};
-}
-
-void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
-    const Tensor& w = *node.src[0];
-    const Tensor& x = *node.src[1];
-    const Tensor& ids = *node.src[2];
-    const int64_t K = w.ne[0], M = w.ne[1], n_expert = w.ne[2];
-    const int64_t k = ids.ne[0], T = ids.ne[1], nx = x.ne[1];
-    const DType vdt = quant_traits(w.type)->vec_dot_type;  // supports_mul_mat*() checked there is one
-    const bool in_place = x_used_in_place(x, vdt);
-    const bool repacks = moe_repacks(node);
-    const size_t stride = x_stride(*node.src[0], moe_repacks(node));
-    const MoeLayout l = moe_layout(node);
-    int32_t* offsets = reinterpret_cast<int32_t*>(ctx.wdata + l.offsets_at);
-    int32_t* cursor = reinterpret_cast<int32_t*>(ctx.wdata + l.cursor_at);
-    int32_t* entries = reinterpret_cast<int32_t*>(ctx.wdata + l.entries_at);
-    int32_t* active = reinterpret_cast<int32_t*>(ctx.wdata + l.active_at);
-
-    if (!in_place) {
-        int64_t r0, r1;
-        split_range(x.nrows(), ctx.ith, ctx.nth, &r0, &r1);
-        convert_rows(x, r0, r1, row_from_float(*ctx.kt, vdt), ctx.wdata, stride,
-                     reinterpret_cast<float*>(ctx.thread_scratch()),
-                     repacks ? std::optional<DType>(w.type) : std::nullopt);
-    }
-    auto expert_of = [&](int64_t j, int64_t t) {
-        int32_t e;
-        std::memcpy(&e, static_cast<const char*>(ids.data) + j * ids.nb[0] + t * ids.nb[1], 4);
-        return e;
-    };
-    if (ctx.ith == 0) {
-        // Counting sort of the output rows by expert, keeping token order.
-        std::fill(offsets, offsets + n_expert + 1, 0);
-        for (int64_t t = 0; t < T; ++t)
-            for (int64_t j = 0; j < k; ++j) {
-                const int32_t e = expert_of(j, t);
-                MOELITE_ASSERT_MSG(e >= 0 && e < n_expert, "mul_mat_id: expert id out of range");
-                ++offsets[e + 1];
-            }
-        int32_t n_active = 0;
-        for (int64_t e = 0; e < n_expert; ++e) {
-            if (offsets[e + 1] > 0) active[1 + n_active++] = int32_t(e);
-            offsets[e + 1] += offsets[e];
-            cursor[e] = offsets[e];
-        }
-        active[0] = n_active;
-        // Start reading the chosen experts' slices from a cold file mapping
-        // now, exactly them: their page faults then find the pages cached and
-        // trigger no read-around of the unchosen neighbours (bench/README.md:
-        // a cold V2-Lite run twice as fast, page cache ~ the weights read).
-        for (int32_t i = 0; i < n_active; ++i)
-            prefetch_mapped(static_cast<const char*>(w.data) + active[1 + i] * w.nb[2], w.nb[2]);
-        for (int64_t t = 0; t < T; ++t)
-            for (int64_t j = 0; j < k; ++j) entries[cursor[expert_of(j, t)]++] = int32_t(j + k * t);
-    }
-    ctx.barrier();
-
-    // Units: (expert in use, block of kRowsPerUnit weight rows), each over all of the expert's rows.
-    // A unit whose expert has at least kRepackMinTokens rows of the batch is
-    // first repacked into the thread's scratch (quant/repack.h): the
-    // interleaved kernel then runs over all of them, and the byte shuffle,
-    // once per unit, costs a few percent of that. The experts stay in the
-    // mapped file untouched.
-    const GemmFn repacked_gemm = repacks ? fast_repacked_gemm(*ctx.kt, w.type) : nullptr;
-    char* unit_rows = ctx.thread_scratch() + align_up(sizeof(float) * size_t(K));
-    const int32_t n_active = active[0];
-    const int64_t n_rblk = (M + kRowsPerUnit - 1) / kRowsPerUnit;
-    int64_t u0, u1;
-    split_range(int64_t(n_active) * n_rblk, ctx.ith, ctx.nth, &u0, &u1);
-    for (int64_t u = u0; u < u1; ++u) {
-        const int32_t e = active[1 + u / n_rblk];
-        const int64_t rb = u % n_rblk;
-        const int32_t begin = offsets[e], end = offsets[e + 1];
-        const char* wb = static_cast<const char*>(w.data) + e * w.nb[2];
-        const int64_t m0 = rb * kRowsPerUnit, m_end = std::min(M, m0 + kRowsPerUnit);
-        const bool repack_unit =
-            repacked_gemm && end - begin >= kRepackMinTokens && (m_end - m0) % kRepackRows == 0;
-        if (repack_unit) repack_rows(w.type, K, m_end - m0, wb + m0 * w.nb[1], w.nb[1], unit_rows);
-        // The expert's rows in chunks of kColsPerUnit, each one tile call.
-        const void* x_rows[kColsPerUnit];
-        float* out_rows[kColsPerUnit];
-        for (int32_t q0 = begin; q0 < end; q0 += int32_t(kColsPerUnit)) {
-            const int32_t q1 = std::min<int32_t>(end, q0 + int32_t(kColsPerUnit));
-            for (int32_t q = q0; q < q1; ++q) {
-                const int64_t j = entries[q] % k, t = entries[q] / k;
-                x_rows[q - q0] = x_row(x, in_place, ctx.wdata, stride, j % nx, t, 0);
-                out_rows[q - q0] =
-                    reinterpret_cast<float*>(static_cast<char*>(node.data) + j * node.nb[1] + t * node.nb[2]) + m0;
-            }
-            if (repack_unit) {
-                repacked_gemm(K, m_end - m0, q1 - q0, unit_rows, w.row_bytes(), x_rows, out_rows);
-            } else {
-                gemm_tiles(*ctx.kt, w.type, K, m_end - m0, q1 - q0, wb + m0 * w.nb[1], w.nb[1], x_rows, out_rows);
-            }
         }
     }
 }
