@@ -137,19 +137,41 @@ bool repack_supported(DType type, int64_t k, int64_t m) {
 namespace {
 
 // Moves m rows between the plain layout (rows `plain_stride` bytes apart) and
-// the repacked one (rows contiguous).
-void move_rows(DType type, int64_t k, int64_t m, uint8_t* repacked, uint8_t* plain, size_t plain_stride,
-               bool to_group) {
+// the repacked one (rows contiguous): move_block's moves, reordered so that
+// each group block is written (or read) front to back, 8 rows at a time, with
+// the chunk offsets worked out once.
+template <bool ToGroup>
+void move_rows(DType type, int64_t k, int64_t m, uint8_t* repacked, uint8_t* plain, size_t plain_stride) {
     MOELITE_ASSERT(repack_supported(type, k, m));
     const Layout& l = *layout_of(type);
     const size_t block_bytes = dtype_block_bytes(type);
     const int64_t nb = k / dtype_block_size(type);
     const size_t row_bytes = dtype_row_bytes(type, k);
+    constexpr size_t kMaxChunks = 64;
+    const size_t n_chunks = rest_bytes(l) / 4;
+    MOELITE_ASSERT(n_chunks <= kMaxChunks);
+    uint16_t chunk_at[kMaxChunks];  // where group chunk c sits in the plain block
+    for (size_t c = 0; c < n_chunks; ++c)
+        chunk_at[c] = uint16_t(l.rest_from + 4 * (l.chunk_order ? l.chunk_order[c] : c));
+    auto move = [](uint8_t* grouped, uint8_t* row, size_t bytes) {
+        if constexpr (ToGroup) {
+            std::memcpy(grouped, row, bytes);
+        } else {
+            std::memcpy(row, grouped, bytes);
+        }
+    };
     for (int64_t g = 0; g < m / kRepackRows; ++g) {
         uint8_t* group = repacked + size_t(g * kRepackRows) * row_bytes;
-        for (int64_t r = 0; r < kRepackRows; ++r) {
-            uint8_t* row = plain + size_t(g * kRepackRows + r) * plain_stride;
-            for (int64_t b = 0; b < nb; ++b) move_block(l, group, b, row + size_t(b) * block_bytes, r, to_group);
+        uint8_t* rows[kRepackRows];
+        for (int64_t r = 0; r < kRepackRows; ++r) rows[r] = plain + size_t(g * kRepackRows + r) * plain_stride;
+        for (int64_t b = 0; b < nb; ++b) {
+            uint8_t* fields = group + size_t(b) * kRepackRows * block_bytes;
+            const size_t at = size_t(b) * block_bytes;
+            for (int f = 0; f < l.n_halves; ++f)
+                for (int64_t r = 0; r < kRepackRows; ++r) move(fields + 16 * f + 2 * r, rows[r] + at + l.halves[f], 2);
+            uint8_t* chunks = fields + 16 * size_t(l.n_halves);
+            for (size_t c = 0; c < n_chunks; ++c)
+                for (int64_t r = 0; r < kRepackRows; ++r) move(chunks + 32 * c + 4 * r, rows[r] + at + chunk_at[c], 4);
         }
     }
 }
@@ -158,13 +180,13 @@ void move_rows(DType type, int64_t k, int64_t m, uint8_t* repacked, uint8_t* pla
 
 void repack_rows(DType type, int64_t k, int64_t m, const void* src, size_t src_stride, void* dst) {
     // move_rows only reads the plain side when moving into groups.
-    move_rows(type, k, m, static_cast<uint8_t*>(dst), const_cast<uint8_t*>(static_cast<const uint8_t*>(src)),
-              src_stride, true);
+    move_rows<true>(type, k, m, static_cast<uint8_t*>(dst), const_cast<uint8_t*>(static_cast<const uint8_t*>(src)),
+                    src_stride);
 }
 
 void unpack_rows(DType type, int64_t k, int64_t m, const void* src, void* dst) {
-    move_rows(type, k, m, const_cast<uint8_t*>(static_cast<const uint8_t*>(src)), static_cast<uint8_t*>(dst),
-              dtype_row_bytes(type, k), false);
+    move_rows<false>(type, k, m, const_cast<uint8_t*>(static_cast<const uint8_t*>(src)), static_cast<uint8_t*>(dst),
+                     dtype_row_bytes(type, k));
 }
 
 size_t repacked_x_row_bytes(DType type, int64_t k) {
