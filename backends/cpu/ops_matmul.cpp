@@ -383,6 +383,7 @@ void mul_mat_amx(const Tensor& node, const OpContext& ctx) {
             if (n >= N) {
                 activation_to_panel(*ctx.kt, vdt, nullptr, K, j, floats, bf16, panel);
                 continue;
+            }
             const char* src = static_cast<const char*>(x.data) + n * x.nb[1] + i2 * x.nb[2] + i3 * x.nb[3];
             const float* row = reinterpret_cast<const float*>(src);
             if (x.nb[0] != sizeof(float)) {
@@ -391,8 +392,8 @@ void mul_mat_amx(const Tensor& node, const OpContext& ctx) {
             }
             quantize(row, scratch + l.quant_at, K);
             activation_to_panel(*ctx.kt, vdt, scratch + l.quant_at, K, j, floats, bf16, panel);
-            }
         }
+    }
     ctx.barrier();
 
     const int64_t n_mblk = (M + kBf16MaxRows - 1) / kBf16MaxRows;
@@ -407,7 +408,6 @@ void mul_mat_amx(const Tensor& node, const OpContext& ctx) {
         ctx.kt->gemm_bf16(bf16_k_pad(K), rows, N, unit, sizeof(uint16_t) * size_t(bf16_k_pad(K)),
                           ctx.wdata + size_t(b * l.n_panels) * l.panel_bytes, out, node.nb[1]);
     }
-    }
 }
 
 }  // namespace
@@ -418,11 +418,11 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
         mul_mat_blas(node, ctx);
         return;
     }
+#endif
     if (uses_amx(node, *ctx.kt)) {
         mul_mat_amx(node, ctx);
         return;
     }
-#endif
     const Tensor& w = *node.src[0];
     const Tensor& x = *node.src[1];
     const int64_t K = w.ne[0], M = w.ne[1], N = x.ne[1];
