@@ -1,14 +1,12 @@
-// AVX2 row dequantizers (to_float) of the weight types models use most, and
-// the F32 to BF16 row conversion: together they turn a weight row into bf16
-// for mul_mat's AMX path (backends/cpu/ops_matmul.cpp), and get_rows and the
-// sgemm path use the dequantizers too.
+// AVX2 row dequantizers (to_float) of the weight types models use most: with
+// the BF16 quantize_row of kernels_avx2.cpp they turn a weight row into bf16
+// for mul_mat's AMX path (backends/cpu/ops_matmul.cpp); get_rows uses them
+// too.
 //
 // Each gives the reference's floats bit for bit (quant/ref.h): the same
 // products in the same order, f16 fields widened first. The subtraction of
 // Q4_K/Q5_K's min stays apart from its product: this file is built with
 // -ffp-contract=off (CMakeLists.txt) so that the compiler cannot fuse them.
-// The BF16 conversion rounds as core/fp16.h does, by integer addition, NaN
-// made quiet.
 //
 // The rules of kernels_avx2.cpp apply: AVX2 flags by file name, plain headers,
 // everything internal but the registration function.
@@ -143,34 +141,9 @@ void to_float_q6_K(const void* src, float* dst, int64_t n) {
     }
 }
 
-// F32 to BF16, 16 at a time.
-inline __m256i bf16_bits(__m256 v) {
-    const __m256i u = _mm256_castps_si256(v);
-    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    const __m256i rounded =
-        _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd)), 16);
-    // NaN: |u| > infinity as signed integers (|u| < 2^31); keep the top half, quiet bit set.
-    const __m256i nan =
-        _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
-    const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(64));
-    return _mm256_blendv_epi8(rounded, quiet, nan);
-}
-
-void quantize_row_bf16(const float* x, void* vy, int64_t n) {
-    auto* y = static_cast<uint16_t*>(vy);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m256i lo = bf16_bits(_mm256_loadu_ps(x + i)), hi = bf16_bits(_mm256_loadu_ps(x + i + 8));
-        // packus interleaves 128-bit lanes: lo0-3 hi0-3 lo4-7 hi4-7; put them back in order.
-        const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xd8);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), packed);
-    }
-    for (; i < n; ++i) y[i] = fp32_to_bf16(x[i]);
-}
-
 }  // namespace
 
-void fill_dequant_avx2(ToFloatFn* to_float, FromFloatFn* quantize_row) {
+void fill_dequant_avx2(ToFloatFn* to_float) {
     to_float[uint32_t(DType::Q4_0)] = to_float_q4_0;
     to_float[uint32_t(DType::Q5_0)] = to_float_q5_0;
     to_float[uint32_t(DType::Q8_0)] = to_float_q8_0;
@@ -178,7 +151,6 @@ void fill_dequant_avx2(ToFloatFn* to_float, FromFloatFn* quantize_row) {
     to_float[uint32_t(DType::Q5_K)] = to_float_k4<true, BlockQ5_K>;
     to_float[uint32_t(DType::Q6_K)] = to_float_q6_K;
     to_float[uint32_t(DType::Q8_K)] = to_float_q8_K;
-    quantize_row[uint32_t(DType::BF16)] = quantize_row_bf16;
 }
 
 }  // namespace moelite

@@ -53,6 +53,9 @@ KernelTable scalar_table() {
     KernelTable t{};
     t.isa = Isa::Scalar;
     t.scale_add = scale_add_f32;
+    t.attn_scores = attn_scores_f32;
+    t.attn_accumulate = attn_accumulate_f32;
+    t.exp_sub = exp_sub_f32;
     t.gemm_bf16 = nullptr;
     for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
         const auto type = dtype_from_id(id);
@@ -128,7 +131,8 @@ const Tables& tables() {
             t.table[1] = overlay(t.table[0], Isa::Avx2, fill_kernels_avx2, fill_gemm_avx2, fill_gemm_repacked_avx2,
                                  fill_float_rows_avx2);
             // Every type it fills has a reference (the tests compare them).
-            fill_dequant_avx2(t.table[1].to_float, t.table[1].quantize_row);
+            fill_dequant_avx2(t.table[1].to_float);
+            fill_attn_avx2(&t.table[1].attn_scores, &t.table[1].attn_accumulate, &t.table[1].exp_sub);
         }
         if (best >= int(Isa::Avx512)) t.table[2] = overlay(t.table[1], Isa::Avx512, fill_kernels_avx512);
         if (best >= int(Isa::Avx512Vnni)) {

@@ -61,6 +61,10 @@ struct KernelTable {
     ToFloatFn to_float[kDTypeIdLimit];
     // y = a * y + b * x over float rows.
     ScaleAddFn scale_add;
+    // Blocked attention's kernels (quant/quant.h).
+    AttnScoresFn attn_scores;
+    AttnAccumulateFn attn_accumulate;
+    ExpSubFn exp_sub;
     // Per weight type: tile kernel (quant/gemm.h), null where the ISA has none;
     // gemm_tiles() then falls back to vec_dot.
     GemmFn gemm[kDTypeIdLimit];

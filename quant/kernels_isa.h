@@ -28,8 +28,10 @@ void fill_kernels_avx512vnni(VecDotFn* vec_dot, FromFloatFn* quantize_row);
 void fill_gemm_avx2(GemmFn* gemm);
 // Tile kernels over repacked weights (quant/repack.h), from quant/gemm_repacked_avx2.cpp.
 void fill_gemm_repacked_avx2(GemmFn* gemm_repacked);
-// Row dequantizers and the F32 to BF16 row conversion, from quant/dequant_avx2.cpp.
-void fill_dequant_avx2(ToFloatFn* to_float, FromFloatFn* quantize_row);
+// Row dequantizers of the quantized types, from quant/dequant_avx2.cpp.
+void fill_dequant_avx2(ToFloatFn* to_float);
+// Blocked attention's kernels, from quant/attn_avx2.cpp.
+void fill_attn_avx2(AttnScoresFn* scores, AttnAccumulateFn* accumulate, ExpSubFn* exp_sub);
 // The bf16 tile product (quant/gemm.h), from quant/gemm_amx.cpp.
 void fill_gemm_amx(Bf16GemmFn* gemm_bf16);
 

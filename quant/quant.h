@@ -5,6 +5,7 @@
 // to these where they have nothing faster.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "core/dtype.h"
@@ -18,6 +19,17 @@ using FromFloatFn = void (*)(const float* src, void* dst, int64_t n);
 using VecDotFn = void (*)(int64_t n, float* s, const void* x, const void* y);
 // y[i] = a * y[i] + b * x[i] for i < n (attention's running sums).
 using ScaleAddFn = void (*)(int64_t n, float* y, float a, const float* x, float b);
+// Blocked attention (flash_attn over blocks of queries and keys); strides
+// count floats. Scores: s[r][j] = sum over i < d of q[r][i] * kt[i][j] for
+// r < rows, j < keys (kt holds the keys transposed, one row per dimension).
+using AttnScoresFn = void (*)(int64_t rows, int64_t keys, int64_t d, const float* q, size_t q_stride, const float* kt,
+                              size_t kt_stride, float* s, size_t s_stride);
+// acc[r][c] += sum over j < keys of p[r][j] * v[j][c] for r < rows, c < dv.
+using AttnAccumulateFn = void (*)(int64_t rows, int64_t keys, int64_t dv, const float* p, size_t p_stride,
+                                  const float* v, size_t v_stride, float* acc, size_t acc_stride);
+// x[i] = exp(x[i] - m) for i < n, where x[i] <= m or x[i] = -inf (giving 0);
+// returns the sum of the new x.
+using ExpSubFn = float (*)(int64_t n, float* x, float m);
 
 // Non-finite input. from_float never has undefined behaviour: a block (of
 // the type's block size; the whole 256-element super-block for K-quants) that
@@ -43,5 +55,11 @@ const QuantTraits* quant_traits(DType type);
 
 // The scalar reference of ScaleAddFn (no fused multiply-add).
 void scale_add_f32(int64_t n, float* y, float a, const float* x, float b);
+// The scalar references of the blocked-attention kernels (double sums, std::exp).
+void attn_scores_f32(int64_t rows, int64_t keys, int64_t d, const float* q, size_t q_stride, const float* kt,
+                     size_t kt_stride, float* s, size_t s_stride);
+void attn_accumulate_f32(int64_t rows, int64_t keys, int64_t dv, const float* p, size_t p_stride, const float* v,
+                         size_t v_stride, float* acc, size_t acc_stride);
+float exp_sub_f32(int64_t n, float* x, float m);
 
 }  // namespace moelite

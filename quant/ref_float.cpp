@@ -2,6 +2,7 @@
 // BF16. Conversions are core/fp16.h's (round to nearest even; overflow to
 // infinity; NaN stays NaN). Dot products accumulate in double, so they are the
 // most accurate answer a float kernel can be compared with.
+#include <cmath>
 #include <cstring>
 
 #include "core/fp16.h"
@@ -69,6 +70,35 @@ namespace moelite {
 
 void scale_add_f32(int64_t n, float* y, float a, const float* x, float b) {
     for (int64_t i = 0; i < n; ++i) y[i] = a * y[i] + b * x[i];
+}
+
+void attn_scores_f32(int64_t rows, int64_t keys, int64_t d, const float* q, size_t q_stride, const float* kt,
+                     size_t kt_stride, float* s, size_t s_stride) {
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < keys; ++j) {
+            double sum = 0.0;
+            for (int64_t i = 0; i < d; ++i) sum += double(q[size_t(r) * q_stride + i]) * kt[size_t(i) * kt_stride + j];
+            s[size_t(r) * s_stride + j] = float(sum);
+        }
+}
+
+void attn_accumulate_f32(int64_t rows, int64_t keys, int64_t dv, const float* p, size_t p_stride, const float* v,
+                         size_t v_stride, float* acc, size_t acc_stride) {
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < dv; ++c) {
+            double sum = acc[size_t(r) * acc_stride + c];
+            for (int64_t j = 0; j < keys; ++j) sum += double(p[size_t(r) * p_stride + j]) * v[size_t(j) * v_stride + c];
+            acc[size_t(r) * acc_stride + c] = float(sum);
+        }
+}
+
+float exp_sub_f32(int64_t n, float* x, float m) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+        x[i] = std::exp(x[i] - m);
+        sum += x[i];
+    }
+    return float(sum);
 }
 
 }  // namespace moelite

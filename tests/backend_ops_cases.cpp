@@ -320,6 +320,11 @@ void add_softmax_attention(std::vector<OpCase>& cases) {
         {DType::F32, 32, 32, 24, 2, 2, 19, 3, true},  // groups of 12 heads: blocks of 8 and 4
         {DType::F16, 576, 512, 16, 1, 3, 40, 1, false, true},
         {DType::Q8_0, 576, 512, 10, 1, 1, 33, 0, false, true},
+        // Prefill goes by blocks of queries and keys (several of each here),
+        // with more heads in a group than a block holds in the last one.
+        {DType::F16, 576, 512, 16, 1, 9, 75, 1, false, true},
+        {DType::F16, 64, 64, 4, 2, 40, 140, 2, true},
+        {DType::F32, 32, 32, 40, 1, 5, 19, 3, false},
     };
     for (const Attn& a : attn) {
         if (!quant_traits(a.kv) || !quant_traits(a.kv)->vec_dot) continue;

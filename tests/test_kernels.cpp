@@ -26,7 +26,9 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
@@ -606,6 +608,84 @@ TEST_CASE("kernels: every ISA's scale_add equals the reference up to rounding") 
                 CHECK(worst <= 1e-6);  // one fused rounding against two
             }
         }
+    }
+}
+
+TEST_CASE("kernels: every ISA's blocked-attention kernels equal the references up to rounding") {
+    note_skipped_isas();
+    for (Isa isa : isa_supported()) {
+        const KernelTable& table = kernel_table(isa);
+        REQUIRE((table.attn_scores && table.attn_accumulate && table.exp_sub));
+        // Row and column counts across the kernels' tiles (4 rows, 16 and 8 columns) and their tails.
+        for (auto [rows, keys, d] : {std::tuple{1, 1, 1}, std::tuple{4, 16, 64}, std::tuple{7, 37, 40},
+                                     std::tuple{32, 64, 576}, std::tuple{5, 8, 3}, std::tuple{3, 23, 129}}) {
+            INFO(isa_name(isa) << " rows=" << rows << " keys=" << keys << " d=" << d);
+            const size_t q_stride = size_t(d) + 3, kt_stride = size_t(keys) + 5, s_stride = size_t(keys) + 2;
+            const auto qv = test::random_floats(size_t(rows) * q_stride, uint32_t(rows + d), 1.0f);
+            const auto kv = test::random_floats(size_t(d) * kt_stride, uint32_t(keys + d), 1.0f);
+            std::vector<float> want(size_t(rows) * s_stride, -7.0f), got = want;
+            attn_scores_f32(rows, keys, d, qv.data(), q_stride, kv.data(), kt_stride, want.data(), s_stride);
+            table.attn_scores(rows, keys, d, qv.data(), q_stride, kv.data(), kt_stride, got.data(), s_stride);
+            double worst = 0.0;
+            for (int64_t r = 0; r < rows; ++r) {
+                for (int64_t j = 0; j < keys; ++j) {
+                    double scale = 1e-30;  // the sum of |terms| bounds the rounding
+                    for (int64_t i = 0; i < d; ++i)
+                        scale += std::fabs(double(qv[size_t(r) * q_stride + size_t(i)]) * kv[size_t(i) * kt_stride + size_t(j)]);
+                    const size_t at = size_t(r) * s_stride + size_t(j);
+                    worst = std::max(worst, std::fabs(double(got[at]) - want[at]) / scale);
+                }
+                CHECK(got[size_t(r) * s_stride + size_t(keys)] == -7.0f);  // nothing past keys
+            }
+            CHECK(worst <= 1e-6);
+
+            // acc += p v over dv = d columns, p in [0, 1] as after exp.
+            const int64_t dv = d;
+            const size_t p_stride = size_t(keys) + 1, v_stride = size_t(dv) + 4, acc_stride = size_t(dv) + 3;
+            auto pv = test::random_floats(size_t(rows) * p_stride, uint32_t(7 * rows), 1.0f);
+            for (float& x : pv) x = std::fabs(x);
+            const auto vv = test::random_floats(size_t(keys) * v_stride, uint32_t(9 * keys), 1.0f);
+            const auto acc0 = test::random_floats(size_t(rows) * acc_stride, uint32_t(11 * d), 1.0f);
+            std::vector<float> acc_want = acc0, acc_got = acc0;
+            attn_accumulate_f32(rows, keys, dv, pv.data(), p_stride, vv.data(), v_stride, acc_want.data(), acc_stride);
+            table.attn_accumulate(rows, keys, dv, pv.data(), p_stride, vv.data(), v_stride, acc_got.data(), acc_stride);
+            worst = 0.0;
+            for (int64_t r = 0; r < rows; ++r) {
+                for (int64_t c = 0; c < dv; ++c) {
+                    double scale = std::fabs(acc0[size_t(r) * acc_stride + size_t(c)]) + 1e-30;
+                    for (int64_t j = 0; j < keys; ++j)
+                        scale += std::fabs(double(pv[size_t(r) * p_stride + size_t(j)]) * vv[size_t(j) * v_stride + size_t(c)]);
+                    const size_t at = size_t(r) * acc_stride + size_t(c);
+                    worst = std::max(worst, std::fabs(double(acc_got[at]) - acc_want[at]) / scale);
+                }
+                CHECK(acc_got[size_t(r) * acc_stride + size_t(dv)] == acc0[size_t(r) * acc_stride + size_t(dv)]);
+            }
+            CHECK(worst <= 1e-6);
+        }
+        // exp(x - m) over x <= m: -inf gives 0, tiny arguments underflow, NaN stays NaN.
+        std::vector<float> x = test::random_floats(203, 5, 30.0f);
+        for (float& e : x) e = -std::fabs(e);
+        x[3] = -std::numeric_limits<float>::infinity();
+        x[17] = 0.0f;
+        x[40] = -80.0f;
+        x[41] = -87.0f;
+        x[42] = -120.0f;
+        x[100] = std::numeric_limits<float>::quiet_NaN();
+        std::vector<float> want = x, got = x;
+        want[100] = got[100] = 0.0f;  // the sums compared without the NaN
+        const float m = 0.25f;
+        const float sum_want = exp_sub_f32(int64_t(want.size()), want.data(), m);
+        const float sum_got = table.exp_sub(int64_t(got.size()), got.data(), m);
+        CHECK(sum_got == doctest::Approx(sum_want).epsilon(1e-6));
+        for (size_t i = 0; i < x.size(); ++i) {
+            INFO(isa_name(isa) << " x=" << x[i]);
+            CHECK(std::fabs(double(got[i]) - want[i]) <= 4e-7 * want[i] + 1e-37);
+        }
+        CHECK(got[3] == 0.0f);
+        std::vector<float> nan_row(9, -1.0f);
+        nan_row[2] = std::numeric_limits<float>::quiet_NaN();
+        table.exp_sub(9, nan_row.data(), 0.0f);
+        CHECK(std::isnan(nan_row[2]));
     }
 }
 

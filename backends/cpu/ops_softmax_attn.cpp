@@ -180,18 +180,174 @@ AttnScratch attn_scratch(const Tensor& node) {
             align_up(sizeof(float) * size_t(v.ne[0])), align_up(sizeof(float) * size_t(v.ne[0]))};
 }
 
+// flash_attn's operands and sizes (core/graph.h: q [D, heads, T], k [D, n_kv,
+// kv_heads], v [Dv, n_kv, kv_heads], an optional mask [n_kv, >= T]).
+struct AttnOperands {
+    const Tensor &q, &k, &v;
+    const Tensor* mask;
+    float scale;
+    int64_t D, Dv, n_kv, T, kv_heads, group;
+    explicit AttnOperands(const Tensor& node)
+        : q(*node.src[0]), k(*node.src[1]), v(*node.src[2]), mask(node.src[3]), scale(flash_attn_scale(node)),
+          D(q.ne[0]), Dv(v.ne[0]), n_kv(k.ne[1]), T(q.ne[2]), kv_heads(k.ne[2]), group(q.ne[1] / kv_heads) {}
+};
+
+// ---- prefill: blocks of queries and keys ------------------------------------
+
+// flash_attn goes by blocks from this many queries: each unit takes up to
+// kBlockRows query rows (queries times heads of one KV group), and each block
+// of keys, transposed and converted to floats once, meets all of them through
+// the table's blocked-attention kernels (scores, exp, accumulate: small
+// matrix products instead of one dot product and one scaled add per query
+// and key).
+constexpr int64_t kBlockMinQueries = 4;
+constexpr int64_t kBlockRows = 32;
+
+bool attn_blocked(const Tensor& node) { return node.src[0]->ne[2] >= kBlockMinQueries; }
+
+// Per-thread scratch of the blocked path: the unit's query rows as floats, its
+// running sums, the keys of a block transposed, the values of a block, the
+// scores, the running max and sum of each row, a converted query row and a
+// float row.
+struct BlockedScratch {
+    int64_t keys;  // per block
+    size_t q_at, acc_at, kt_at, v_at, s_at, max_at, sum_at, conv_at, row_at, total;
+};
+
+BlockedScratch blocked_scratch(const Tensor& node) {
+    const int64_t D = node.src[0]->ne[0], Dv = node.src[2]->ne[0];
+    const DType vdt = quant_traits(node.src[1]->type)->vec_dot_type;
+    auto floats = [](int64_t n) { return align_up(sizeof(float) * size_t(n)); };
+    BlockedScratch l;
+    l.keys = D + Dv > 512 ? 32 : 64;  // a block's keys and values stay in L2 with MLA's 576 + 512
+    l.q_at = 0;
+    l.acc_at = l.q_at + floats(kBlockRows * D);
+    l.kt_at = l.acc_at + floats(kBlockRows * Dv);
+    l.v_at = l.kt_at + floats(D * l.keys);
+    l.s_at = l.v_at + floats(l.keys * Dv);
+    l.max_at = l.s_at + floats(kBlockRows * l.keys);
+    l.sum_at = l.max_at + floats(kBlockRows);
+    l.conv_at = l.sum_at + floats(kBlockRows);
+    l.row_at = l.conv_at + align_up(dtype_row_bytes(vdt, D));
+    l.total = l.row_at + floats(std::max(D, Dv));
+    return l;
+}
+
+void flash_attn_blocked(const Tensor& node, const OpContext& ctx) {
+    const AttnOperands a(node);
+    const Tensor &q = a.q, &k = a.k, &v = a.v;
+    const Tensor* mask = a.mask;
+    const float scale = a.scale;
+    const int64_t D = a.D, Dv = a.Dv, n_kv = a.n_kv, T = a.T, kv_heads = a.kv_heads, group = a.group;
+    const KernelTable& kt = *ctx.kt;
+    const DType vdt = quant_traits(k.type)->vec_dot_type;
+    const FromFloatFn convert_q = row_from_float(kt, vdt);
+    const ToFloatFn q_to_float = row_to_float(kt, vdt), k_to_float = row_to_float(kt, k.type);
+    const ToFloatFn v_to_float = row_to_float(kt, v.type);
+
+    const BlockedScratch l = blocked_scratch(node);
+    char* scratch = ctx.thread_scratch();
+    float* qf = reinterpret_cast<float*>(scratch + l.q_at);
+    float* acc = reinterpret_cast<float*>(scratch + l.acc_at);
+    float* keys_t = reinterpret_cast<float*>(scratch + l.kt_at);
+    float* values = reinterpret_cast<float*>(scratch + l.v_at);
+    float* scores = reinterpret_cast<float*>(scratch + l.s_at);
+    float* row_max = reinterpret_cast<float*>(scratch + l.max_at);
+    float* row_sum = reinterpret_cast<float*>(scratch + l.sum_at);
+    char* conv = scratch + l.conv_at;
+    float* row = reinterpret_cast<float*>(scratch + l.row_at);
+
+    // Units: (block of queries, KV head, block of its heads), dealt out in
+    // turn so that the long rows of a causal mask's last queries are shared.
+    const int64_t heads = std::min(group, kBlockRows);
+    int64_t queries = std::max<int64_t>(1, kBlockRows / heads);
+    const int64_t head_blocks = (group + heads - 1) / heads;
+    while (queries > 1 && kv_heads * head_blocks * ((T + queries - 1) / queries) < 4 * ctx.nth) queries /= 2;
+    const int64_t n_units = kv_heads * head_blocks * ((T + queries - 1) / queries);
+
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    for (int64_t u = ctx.ith; u < n_units; u += ctx.nth) {
+        const int64_t hb = u % head_blocks, kvh = (u / head_blocks) % kv_heads, qb = u / (head_blocks * kv_heads);
+        const int64_t h0 = kvh * group + hb * heads, nh = std::min(heads, (kvh + 1) * group - h0);
+        const int64_t t0 = qb * queries, nt = std::min(queries, T - t0);
+        const int64_t rows = nh * nt;  // row r: query t0 + r / nh, head h0 + r % nh
+        for (int64_t r = 0; r < rows; ++r) {
+            const char* qp = static_cast<const char*>(q.data) + (h0 + r % nh) * q.nb[1] + (t0 + r / nh) * q.nb[2];
+            for (int64_t i = 0; i < D; ++i) row[i] = load_f32(qp + i * q.nb[0]);
+            // Rounded as the vec_dot path rounds it.
+            convert_q(row, conv, D);
+            q_to_float(conv, qf + r * D, D);
+            row_max[r] = kNegInf;
+            row_sum[r] = 0.0f;
+        }
+        std::fill(acc, acc + rows * Dv, 0.0f);
+
+        for (int64_t j0 = 0; j0 < n_kv; j0 += l.keys) {
+            const int64_t nj = std::min(l.keys, n_kv - j0);
+            if (mask) {  // a block every query of the unit masks out is skipped
+                bool any = false;
+                for (int64_t ti = 0; ti < nt && !any; ++ti) {
+                    const char* mrow = static_cast<const char*>(mask->data) + (t0 + ti) * mask->nb[1];
+                    for (int64_t j = 0; j < nj && !any; ++j) any = mask_value(*mask, mrow, j0 + j) != kNegInf;
+                }
+                if (!any) continue;
+            }
+            for (int64_t j = 0; j < nj; ++j) {
+                k_to_float(static_cast<const char*>(k.data) + (j0 + j) * k.nb[1] + kvh * k.nb[2], row, D);
+                for (int64_t i = 0; i < D; ++i) keys_t[i * l.keys + j] = row[i];
+                v_to_float(static_cast<const char*>(v.data) + (j0 + j) * v.nb[1] + kvh * v.nb[2], values + j * Dv, Dv);
+            }
+            kt.attn_scores(rows, nj, D, qf, size_t(D), keys_t, size_t(l.keys), scores, size_t(l.keys));
+            // Online softmax over the block: a new maximum rescales what was summed so far.
+            for (int64_t r = 0; r < rows; ++r) {
+                float* s = scores + r * l.keys;
+                const char* mrow = mask ? static_cast<const char*>(mask->data) + (t0 + r / nh) * mask->nb[1] : nullptr;
+                float block_max = kNegInf;
+                for (int64_t j = 0; j < nj; ++j) {
+                    const float mv = mrow ? mask_value(*mask, mrow, j0 + j) : 0.0f;
+                    s[j] = mv == kNegInf ? kNegInf : s[j] * scale + mv;
+                    block_max = std::max(block_max, s[j]);
+                }
+                if (block_max == kNegInf) {
+                    std::fill(s, s + nj, 0.0f);
+                    continue;
+                }
+                const float m = std::max(row_max[r], block_max);
+                if (m != row_max[r]) {
+                    const float shrink = row_max[r] == kNegInf ? 0.0f : std::exp(row_max[r] - m);
+                    for (int64_t c = 0; c < Dv; ++c) acc[r * Dv + c] *= shrink;
+                    row_sum[r] *= shrink;
+                    row_max[r] = m;
+                }
+                row_sum[r] += kt.exp_sub(nj, s, m);
+            }
+            kt.attn_accumulate(rows, nj, Dv, scores, size_t(l.keys), values, size_t(Dv), acc, size_t(Dv));
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+            float* dst = reinterpret_cast<float*>(static_cast<char*>(node.data) + (h0 + r % nh) * node.nb[1] +
+                                                  (t0 + r / nh) * node.nb[2]);
+            const float inv = row_sum[r] > 0.0f ? 1.0f / row_sum[r] : 0.0f;
+            for (int64_t c = 0; c < Dv; ++c) dst[c] = acc[r * Dv + c] * inv;
+        }
+    }
+}
+
 }  // namespace
 
-WorkSize work_size_flash_attn(const Tensor& node) { return {0, attn_scratch(node).total()}; }
+WorkSize work_size_flash_attn(const Tensor& node) {
+    return {0, attn_blocked(node) ? blocked_scratch(node).total : attn_scratch(node).total()};
+}
 
 void op_flash_attn(const Tensor& node, const OpContext& ctx) {
-    const Tensor& q = *node.src[0];
-    const Tensor& k = *node.src[1];
-    const Tensor& v = *node.src[2];
-    const Tensor* mask = node.src[3];
-    const float scale = flash_attn_scale(node);
-    const int64_t D = q.ne[0], Dv = v.ne[0], n_kv = k.ne[1], T = q.ne[2];
-    const int64_t kv_heads = k.ne[2], group = q.ne[1] / kv_heads;
+    if (attn_blocked(node)) {
+        flash_attn_blocked(node, ctx);
+        return;
+    }
+    const AttnOperands a(node);
+    const Tensor &q = a.q, &k = a.k, &v = a.v;
+    const Tensor* mask = a.mask;
+    const float scale = a.scale;
+    const int64_t D = a.D, Dv = a.Dv, n_kv = a.n_kv, T = a.T, kv_heads = a.kv_heads, group = a.group;
 
     DType vdt;
     const VecDotFn dot = row_vec_dot(*ctx.kt, k.type, &vdt);
