@@ -80,18 +80,19 @@ bool x_used_in_place(const Tensor& x, DType vdt) {
     return vdt == DType::F32 && x.nb[0] == sizeof(float);
 }
 
+const float* x_row_floats(const Tensor& x, int64_t i1, int64_t i2, int64_t i3, float* gather) {
+    const char* src = static_cast<const char*>(x.data) + i1 * x.nb[1] + i2 * x.nb[2] + i3 * x.nb[3];
+    if (x.nb[0] == sizeof(float)) return reinterpret_cast<const float*>(src);
+    for (int64_t i = 0; i < x.ne[0]; ++i) std::memcpy(&gather[i], src + i * x.nb[0], 4);
+    return gather;
+}
+
 void convert_rows(const Tensor& x, int64_t r0, int64_t r1, FromFloatFn convert, char* dst, size_t stride, float* gather,
                   std::optional<DType> extras_for) {
     const int64_t k = x.ne[0];
     for (int64_t r = r0; r < r1; ++r) {
         const int64_t i1 = r % x.ne[1], i2 = (r / x.ne[1]) % x.ne[2], i3 = r / (x.ne[1] * x.ne[2]);
-        const char* src = static_cast<const char*>(x.data) + i1 * x.nb[1] + i2 * x.nb[2] + i3 * x.nb[3];
-        const float* row = reinterpret_cast<const float*>(src);
-        if (x.nb[0] != sizeof(float)) {
-            for (int64_t i = 0; i < k; ++i) std::memcpy(&gather[i], src + i * x.nb[0], 4);
-            row = gather;
-        }
-        convert(row, dst + size_t(r) * stride, k);
+        convert(x_row_floats(x, i1, i2, i3, gather), dst + size_t(r) * stride, k);
         if (extras_for) repacked_x_finish(*extras_for, dst + size_t(r) * stride, k);
     }
 }
@@ -384,13 +385,7 @@ void mul_mat_amx(const Tensor& node, const OpContext& ctx) {
                 activation_to_panel(*ctx.kt, vdt, nullptr, K, j, floats, bf16, panel);
                 continue;
             }
-            const char* src = static_cast<const char*>(x.data) + n * x.nb[1] + i2 * x.nb[2] + i3 * x.nb[3];
-            const float* row = reinterpret_cast<const float*>(src);
-            if (x.nb[0] != sizeof(float)) {
-                for (int64_t i = 0; i < K; ++i) std::memcpy(&gather[i], src + i * x.nb[0], 4);
-                row = gather;
-            }
-            quantize(row, scratch + l.quant_at, K);
+            quantize(x_row_floats(x, n, i2, i3, gather), scratch + l.quant_at, K);
             activation_to_panel(*ctx.kt, vdt, scratch + l.quant_at, K, j, floats, bf16, panel);
         }
     }

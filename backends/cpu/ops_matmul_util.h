@@ -34,6 +34,9 @@ size_t converted_row_stride(DType vdt, int64_t k);
 size_t x_stride(const Tensor& w, bool extras);
 // Whether x rows can be used as they are (F32 weights' vec_dot_type is F32).
 bool x_used_in_place(const Tensor& x, DType vdt);
+// Activation row (i1, i2, i3) of x as contiguous floats: in place, or gathered
+// into `gather` (K floats) when x's elements are strided.
+const float* x_row_floats(const Tensor& x, int64_t i1, int64_t i2, int64_t i3, float* gather);
 // Converts the x rows [r0, r1) (flattened over ne[1..3]) into dst rows of
 // `stride` bytes. With `extras_for` set, each row gets the extras of that
 // weight type's repacked kernels (quant/repack.h).
