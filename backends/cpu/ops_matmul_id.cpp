@@ -82,11 +82,11 @@ MoeLayout moe_layout(const Tensor& node, const KernelTable& kt) {
     l.unit_first_at = l.active_at + ints(n_expert + 1);
     l.panel_first_at = l.unit_first_at + ints(n_expert + 1);
     l.panels_at = l.panel_first_at + ints(n_expert + 1);
-    // Experts on tiles have at least kAmxMinExpertRows rows each, so their
-    // panels, each at most kBf16PanelRows - 1 rows short, number at most
-    // 2 * rows / kAmxMinExpertRows.
-    static_assert(kAmxMinExpertRows >= kBf16PanelRows);
-    l.total = l.panels_at + (amx ? bf16_panel_bytes(K) * size_t(2 * rows / kAmxMinExpertRows) : 0);
+    // An expert on tiles has at least kAmxMinExpertRows rows and its last
+    // panel is the only one not full: at most rows / kBf16PanelRows full
+    // panels, and one more per such expert.
+    const int64_t tile_experts = std::min(n_expert, rows / kAmxMinExpertRows);
+    l.total = l.panels_at + (amx ? bf16_panel_bytes(K) * size_t(rows / kBf16PanelRows + tile_experts) : 0);
 
     l.gather_at = 0;
     l.repack_at = l.gather_at + align_up(sizeof(float) * size_t(K));
