@@ -205,13 +205,17 @@ constexpr int64_t kBlockRows = 32;
 
 bool attn_blocked(const Tensor& node) { return node.src[0]->ne[2] >= kBlockMinQueries; }
 
+// Keys are converted and transposed this many at a time (8 rows of floats,
+// then 8 consecutive floats per line of the transposed block).
+constexpr int64_t kTransposeKeys = 8;
+
 // Per-thread scratch of the blocked path: the unit's query rows as floats, its
 // running sums, the keys of a block transposed, the values of a block, the
-// scores, the running max and sum of each row, a converted query row and a
-// float row.
+// scores, the running max and sum of each row, a converted query row, the
+// mask of the block for each query, and kTransposeKeys float rows.
 struct BlockedScratch {
     int64_t keys;  // per block
-    size_t q_at, acc_at, kt_at, v_at, s_at, max_at, sum_at, conv_at, row_at, total;
+    size_t q_at, acc_at, kt_at, v_at, s_at, max_at, sum_at, conv_at, mask_at, row_at, total;
 };
 
 BlockedScratch blocked_scratch(const Tensor& node) {
@@ -228,8 +232,9 @@ BlockedScratch blocked_scratch(const Tensor& node) {
     l.max_at = l.s_at + floats(kBlockRows * l.keys);
     l.sum_at = l.max_at + floats(kBlockRows);
     l.conv_at = l.sum_at + floats(kBlockRows);
-    l.row_at = l.conv_at + align_up(dtype_row_bytes(vdt, D));
-    l.total = l.row_at + floats(std::max(D, Dv));
+    l.mask_at = l.conv_at + align_up(dtype_row_bytes(vdt, D));
+    l.row_at = l.mask_at + floats(kBlockRows * l.keys);
+    l.total = l.row_at + floats(kTransposeKeys * std::max(D, Dv));
     return l;
 }
 
@@ -256,6 +261,7 @@ void flash_attn_blocked(const Tensor& node, const OpContext& ctx) {
     float* row_sum = reinterpret_cast<float*>(scratch + l.sum_at);
     char* conv = scratch + l.conv_at;
     float* row = reinterpret_cast<float*>(scratch + l.row_at);
+    float* block_mask = reinterpret_cast<float*>(scratch + l.mask_at);  // [query of the unit][key of the block]
 
     // Units: (block of queries, KV head, block of its heads), dealt out in
     // turn so that the long rows of a causal mask's last queries are shared.
@@ -284,28 +290,35 @@ void flash_attn_blocked(const Tensor& node, const OpContext& ctx) {
 
         for (int64_t j0 = 0; j0 < n_kv; j0 += l.keys) {
             const int64_t nj = std::min(l.keys, n_kv - j0);
-            if (mask) {  // a block every query of the unit masks out is skipped
+            if (mask) {  // read once per block; a block every query of the unit masks out is skipped
                 bool any = false;
-                for (int64_t ti = 0; ti < nt && !any; ++ti) {
+                for (int64_t ti = 0; ti < nt; ++ti) {
                     const char* mrow = static_cast<const char*>(mask->data) + (t0 + ti) * mask->nb[1];
-                    for (int64_t j = 0; j < nj && !any; ++j) any = mask_value(*mask, mrow, j0 + j) != kNegInf;
+                    for (int64_t j = 0; j < nj; ++j) {
+                        block_mask[ti * l.keys + j] = mask_value(*mask, mrow, j0 + j);
+                        any = any || block_mask[ti * l.keys + j] != kNegInf;
+                    }
                 }
                 if (!any) continue;
             }
-            for (int64_t j = 0; j < nj; ++j) {
-                k_to_float(static_cast<const char*>(k.data) + (j0 + j) * k.nb[1] + kvh * k.nb[2], row, D);
-                for (int64_t i = 0; i < D; ++i) keys_t[i * l.keys + j] = row[i];
-                v_to_float(static_cast<const char*>(v.data) + (j0 + j) * v.nb[1] + kvh * v.nb[2], values + j * Dv, Dv);
+            for (int64_t j = 0; j < nj; j += kTransposeKeys) {
+                const int64_t n8 = std::min(kTransposeKeys, nj - j);
+                for (int64_t jj = 0; jj < n8; ++jj)
+                    k_to_float(static_cast<const char*>(k.data) + (j0 + j + jj) * k.nb[1] + kvh * k.nb[2], row + jj * D,
+                               D);
+                for (int64_t i = 0; i < D; ++i)
+                    for (int64_t jj = 0; jj < n8; ++jj) keys_t[i * l.keys + j + jj] = row[jj * D + i];
             }
+            for (int64_t j = 0; j < nj; ++j)
+                v_to_float(static_cast<const char*>(v.data) + (j0 + j) * v.nb[1] + kvh * v.nb[2], values + j * Dv, Dv);
             kt.attn_scores(rows, nj, D, qf, size_t(D), keys_t, size_t(l.keys), scores, size_t(l.keys));
             // Online softmax over the block: a new maximum rescales what was summed so far.
             for (int64_t r = 0; r < rows; ++r) {
                 float* s = scores + r * l.keys;
-                const char* mrow = mask ? static_cast<const char*>(mask->data) + (t0 + r / nh) * mask->nb[1] : nullptr;
+                const float* mv = mask ? block_mask + (r / nh) * l.keys : nullptr;
                 float block_max = kNegInf;
                 for (int64_t j = 0; j < nj; ++j) {
-                    const float mv = mrow ? mask_value(*mask, mrow, j0 + j) : 0.0f;
-                    s[j] = mv == kNegInf ? kNegInf : s[j] * scale + mv;
+                    s[j] = !mv ? s[j] * scale : mv[j] == kNegInf ? kNegInf : s[j] * scale + mv[j];
                     block_max = std::max(block_max, s[j]);
                 }
                 if (block_max == kNegInf) {
