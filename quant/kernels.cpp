@@ -56,7 +56,6 @@ KernelTable scalar_table() {
     t.attn_scores = attn_scores_f32;
     t.attn_accumulate = attn_accumulate_f32;
     t.exp_sub = exp_sub_f32;
-    t.gemm_bf16 = nullptr;
     for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
         const auto type = dtype_from_id(id);
         const QuantTraits* traits = type ? quant_traits(*type) : nullptr;

@@ -47,15 +47,10 @@ std::vector<CpuConfig> cpu_configs() {
     add(isa_active(), 2, 0, ", no BLAS");
     // mul_mat's AMX path (bf16 tiles) with the kernel's scalar reference,
     // wherever the CPU runs it or not.
-    static const KernelTable bf16_reference = [] {
-        KernelTable t = kernel_table(isa_active());
-        t.gemm_bf16 = gemm_bf16_ref;
-        return t;
-    }();
     {
         CpuBackendOptions o;
         o.n_threads = 2;
-        o.kernels = &bf16_reference;
+        o.kernels = &test::bf16_reference_table();
         configs.push_back({std::string(isa_name(isa_active())) + " with the reference bf16 tiles, 2 threads",
                            std::make_unique<CpuBackend>(o)});
     }

@@ -143,13 +143,8 @@ void check_bf16_tiles_model(const HParams& hp, DType type, const std::string& wh
     test::TempDir dir;
     const std::string path = (dir / "m.gguf").string();
     synth_write_model(path, hp, synth_type(type));
-    static const KernelTable tiles = [] {
-        KernelTable t = kernel_table(isa_active());
-        t.gemm_bf16 = gemm_bf16_ref;
-        return t;
-    }();
     CpuBackendOptions options{2, std::nullopt};
-    options.kernels = &tiles;
+    options.kernels = &test::bf16_reference_table();
     CpuBackend plain_cpu(CpuBackendOptions{2, std::nullopt}), tiles_cpu(options);
     auto plain = Model::load(path, plain_cpu);
     auto model = Model::load(path, tiles_cpu);

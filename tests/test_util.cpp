@@ -42,6 +42,15 @@ std::vector<float> random_floats(size_t n, uint32_t seed, float scale) {
     return v;
 }
 
+const KernelTable& bf16_reference_table() {
+    static const KernelTable table = [] {
+        KernelTable t = kernel_table(isa_active());
+        t.gemm_bf16 = gemm_bf16_ref;
+        return t;
+    }();
+    return table;
+}
+
 int run_command(const std::string& command, std::string* output) {
     std::string full = command + " 2>&1";
     FILE* pipe = popen(full.c_str(), "r");

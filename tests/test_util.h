@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "quant/kernels.h"
+
 namespace moelite::test {
 
 // The repository root (compiled in).
@@ -37,6 +39,11 @@ private:
 std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f);
 
 // Runs a shell command, returns its exit status; stdout+stderr go to *output.
+// The active ISA's kernel table with the scalar reference as its bf16 tile
+// product (quant/gemm.h): through CpuBackendOptions::kernels, mul_mat's and
+// mul_mat_id's AMX path runs on any CPU.
+const KernelTable& bf16_reference_table();
+
 int run_command(const std::string& command, std::string* output);
 
 }  // namespace moelite::test

@@ -426,7 +426,7 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
     const bool repacked = (w.flags & kTensorRepacked) != 0;
     const bool extras = x_with_extras(node);
     const bool in_place = x_used_in_place(x, vdt) && !extras;
-    const size_t stride = x_stride(*node.src[0], x_with_extras(node));
+    const size_t stride = x_stride(w, extras);
     const bool fly = repacks_on_the_fly(node) && fast_repacked_gemm(*ctx.kt, w.type);
     char* unit_rows = ctx.thread_scratch() + align_up(sizeof(float) * size_t(K));
 

@@ -58,11 +58,11 @@ bool moe_amx(const Tensor& node, const KernelTable& kt) {
 // units and of its panels (n_expert + 1 ints each, over the experts in use in
 // order; an expert without panels takes the plain tiles), then the panels.
 // Per thread: a gathered activation row, a unit of repacked rows, and for the
-// tiles a float row, a bf16 row, the unit's bf16 weight rows, a group of rows
-// unpacked from the repacked layout and the unit's outputs.
+// tiles a float row, a bf16 row, the unit's bf16 weight rows and its outputs
+// (experts are never repacked at load, so no group of rows is unpacked).
 struct MoeLayout {
     size_t conv_bytes, offsets_at, cursor_at, entries_at, active_at, unit_first_at, panel_first_at, panels_at, total;
-    size_t gather_at, repack_at, float_at, bf16_at, unit_at, group_at, out_at, per_thread;
+    size_t gather_at, repack_at, float_at, bf16_at, unit_at, out_at, per_thread;
 };
 
 MoeLayout moe_layout(const Tensor& node, const KernelTable& kt) {
@@ -95,8 +95,7 @@ MoeLayout moe_layout(const Tensor& node, const KernelTable& kt) {
     if (amx) {
         l.bf16_at = l.float_at + align_up(sizeof(float) * size_t(K));
         l.unit_at = l.bf16_at + align_up(sizeof(uint16_t) * size_t(K));
-        l.group_at = l.unit_at + align_up(sizeof(uint16_t) * size_t(kBf16MaxRows * bf16_k_pad(K)));
-        l.out_at = l.group_at;  // w is never repacked at load (supports_mul_mat_id)
+        l.out_at = l.unit_at + align_up(sizeof(uint16_t) * size_t(kBf16MaxRows * bf16_k_pad(K)));
         l.per_thread = l.out_at + align_up(sizeof(float) * size_t(kBf16MaxRows * rows));
     }
     return l;
@@ -135,7 +134,7 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
     const bool in_place = x_used_in_place(x, vdt);
     const bool repacks = moe_repacks(node);
     const bool amx = moe_amx(node, *ctx.kt);
-    const size_t stride = x_stride(*node.src[0], moe_repacks(node));
+    const size_t stride = x_stride(w, repacks);
     const MoeLayout l = moe_layout(node, *ctx.kt);
     int32_t* offsets = reinterpret_cast<int32_t*>(ctx.wdata + l.offsets_at);
     int32_t* cursor = reinterpret_cast<int32_t*>(ctx.wdata + l.cursor_at);
