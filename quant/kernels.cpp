@@ -115,6 +115,22 @@ KernelTable overlay(const KernelTable& below, Isa isa, void (*fill)(VecDotFn*, F
     return t;
 }
 
+// The tables above AVX2, table[2] up to table[top], each over the one below
+// (table[1] must hold the AVX2 table), from the given registration functions.
+void add_wide_tables(std::array<KernelTable, 5>& table, Isa top, const WideIsaFills& fills) {
+    if (top >= Isa::Avx512) table[2] = overlay(table[1], Isa::Avx512, fills.avx512);
+    if (top >= Isa::Avx512Vnni) table[3] = overlay(table[2], Isa::Avx512Vnni, fills.avx512vnni);
+    // AMX adds the bf16 tile product; its other entries are the VNNI ones.
+    if (top >= Isa::Amx) {
+        table[4] = overlay(table[3], Isa::Amx, nullptr);
+        fills.amx(&table[4].gemm_bf16);
+        if (!gemm_bf16_self_check(table[4].gemm_bf16)) {
+            MOELITE_LOG_WARN("cpu: the AMX bf16 tile product disagrees with its reference; prefill will not use it");
+            table[4].gemm_bf16 = nullptr;
+        }
+    }
+}
+
 struct Tables {
     std::array<KernelTable, 5> table{};
     Isa best = Isa::Scalar;
@@ -124,35 +140,29 @@ const Tables& tables() {
     static const Tables built = [] {
         Tables t;
         t.best = isa_machine_best();
-        const int best = int(t.best);
         t.table[0] = scalar_table();
-        if (best >= int(Isa::Avx2)) {
+        if (t.best >= Isa::Avx2) {
             t.table[1] = overlay(t.table[0], Isa::Avx2, fill_kernels_avx2, fill_gemm_avx2, fill_gemm_repacked_avx2,
                                  fill_float_rows_avx2);
             // Every type it fills has a reference (the tests compare them).
             fill_dequant_avx2(t.table[1].to_float);
             fill_attn_avx2(&t.table[1].attn_scores, &t.table[1].attn_accumulate, &t.table[1].exp_sub);
         }
-        if (best >= int(Isa::Avx512)) t.table[2] = overlay(t.table[1], Isa::Avx512, fill_kernels_avx512);
-        if (best >= int(Isa::Avx512Vnni)) {
-            t.table[3] = overlay(t.table[2], Isa::Avx512Vnni, fill_kernels_avx512vnni);
-        }
-        // AMX adds the bf16 tile product; its other entries are the VNNI ones.
-        if (best >= int(Isa::Amx)) {
-            t.table[4] = overlay(t.table[3], Isa::Amx, nullptr);
-            fill_gemm_amx(&t.table[4].gemm_bf16);
-            if (!gemm_bf16_self_check(t.table[4].gemm_bf16)) {
-                MOELITE_LOG_WARN(
-                    "cpu: the AMX bf16 tile product disagrees with its reference; prefill will not use it");
-                t.table[4].gemm_bf16 = nullptr;
-            }
-        }
+        add_wide_tables(t.table, t.best, WideIsaFills{fill_kernels_avx512, fill_kernels_avx512vnni, fill_gemm_amx});
         return t;
     }();
     return built;
 }
 
 }  // namespace
+
+KernelTable assemble_wide_table(Isa isa, const WideIsaFills& fills) {
+    MOELITE_ASSERT_MSG(isa >= Isa::Avx512 && isa <= Isa::Amx, "assemble_wide_table: not an ISA above AVX2");
+    MOELITE_ASSERT_MSG(tables().best >= Isa::Avx2, "assemble_wide_table: the machine lacks AVX2");
+    std::array<KernelTable, 5> table = tables().table;
+    add_wide_tables(table, isa, fills);
+    return table[size_t(isa)];
+}
 
 const KernelTable& kernel_table(Isa isa) {
     const Tables& t = tables();

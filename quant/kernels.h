@@ -85,6 +85,18 @@ const KernelTable& kernel_table(Isa isa);
 // The table of isa_active().
 const KernelTable& kernels();
 
+// The registration functions of the ISAs above AVX2 (quant/kernels_isa.h).
+struct WideIsaFills {
+    void (*avx512)(VecDotFn* vec_dot, FromFloatFn* quantize_row);
+    void (*avx512vnni)(VecDotFn* vec_dot, FromFloatFn* quantize_row);
+    void (*amx)(Bf16GemmFn* gemm_bf16);
+};
+// The table of `isa` (AVX-512 or above) assembled as kernel_table() assembles
+// it, over this machine's AVX2 table, from the given registration functions.
+// The machine needs AVX2, not `isa`: the tests pass emulated builds of those
+// kernels (tests/emulated_*.cpp) to run them on any AVX2 machine.
+KernelTable assemble_wide_table(Isa isa, const WideIsaFills& fills);
+
 // out_rows[j][i] = dot(weight row i, x_rows[j]) for i < m, j < n, as in
 // quant/gemm.h, with the table's tile kernel of `type` where it has one and a
 // loop of its vec_dot (or the reference's) otherwise.

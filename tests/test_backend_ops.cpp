@@ -1,6 +1,7 @@
 // The CPU backend against the independent references: every case of the
 // backend op table (backend_ops_cases.cpp) on every ISA this machine
-// supports, with 1 and 3 threads; plus what the table cannot express: whole
+// supports, with 1 and 3 threads, and on emulated builds of the kernels of
+// the ISAs above (tests/emulated.h); plus what the table cannot express: whole
 // graphs in one compute() (barriers between dependent nodes), MoE experts
 // that are not chosen never being read, and supports_op declining what the
 // kernels cannot do.
@@ -17,6 +18,7 @@
 #include "quant/kernels.h"
 #include "quant/quant.h"
 #include "tests/backend_ops_harness.h"
+#include "tests/emulated.h"
 #include "tests/backend_ops_ref.h"
 #include "tests/test_util.h"
 
@@ -53,6 +55,14 @@ std::vector<CpuConfig> cpu_configs() {
         o.kernels = &test::bf16_reference_table();
         configs.push_back({std::string(isa_name(isa_active())) + " with the reference bf16 tiles, 2 threads",
                            std::make_unique<CpuBackend>(o)});
+    }
+    // The kernels of the ISAs above this CPU's, on emulated instructions
+    // (tests/emulated.h): the AVX-512 dot products and quantizers, AMX tiles.
+    for (const test::EmulatedTable& e : test::emulated_tables()) {
+        CpuBackendOptions o;
+        o.n_threads = 3;
+        o.kernels = e.table;
+        configs.push_back({e.label + ", 3 threads", std::make_unique<CpuBackend>(o)});
     }
 #ifdef MOELITE_HAVE_OPENBLAS
     add(isa_active(), 2, 1, ", BLAS for every size");
@@ -103,6 +113,10 @@ TEST_CASE("backend ops: the CPU backend matches the references on every case, IS
         }
     }
     CHECK(failures == 0);
+    std::string fault;
+    const int tile_faults = test::amx_emulator_faults(&fault);
+    INFO("first fault of the emulated tile unit: " << fault);
+    CHECK(tile_faults == 0);
     // The weight cases of the types with a repacked layout ran repacked.
     MESSAGE(repacked_runs << " runs over repacked weights");
     CHECK(repacked_runs >= 4 * int(configs.size()));

@@ -1,6 +1,9 @@
 // Per-ISA kernels (quant/kernels.h) against the scalar references of
 // quant/quant.h, for every ISA this machine supports (the others are skipped
-// with a message), and the run-time dispatch around them.
+// with a message), and the run-time dispatch around them. The kernels of the
+// ISAs above this machine's also run on emulated instructions
+// (tests/emulated.h) in the tests of what those ISAs implement: dot
+// products, quantizers and the bf16 tile product.
 //
 // Dot products must equal the reference up to the order of float sums:
 // |simd - ref| <= 1e-5 * sum |x_i * y_i| (the dequantized magnitudes), far
@@ -37,6 +40,7 @@
 #include "quant/blocks.h"
 #include "quant/kernels.h"
 #include "quant/repack.h"
+#include "tests/emulated.h"
 #include "tests/test_util.h"
 
 using namespace moelite;
@@ -251,14 +255,30 @@ void note_skipped_isas() {
     if (!skipped.empty()) MESSAGE("SKIPPED on this CPU (not supported): " << skipped);
 }
 
+// The tables a test runs: those of the ISAs this machine supports, then the
+// emulated ones above them (tests/emulated.h), for the tests of kernels that
+// the ISAs above AVX2 implement.
+struct TableUnderTest {
+    std::string label;
+    const KernelTable* table;
+};
+
+std::vector<TableUnderTest> tables_under_test() {
+    std::vector<TableUnderTest> out;
+    for (Isa isa : isa_supported()) out.push_back({isa_name(isa), &kernel_table(isa)});
+    for (const test::EmulatedTable& e : test::emulated_tables()) out.push_back({e.label, e.table});
+    const std::string gaps = test::emulation_gaps();
+    if (!gaps.empty()) MESSAGE("SKIPPED: " << gaps);
+    return out;
+}
+
 }  // namespace
 
 TEST_CASE("kernels: every ISA's vec_dot equals the scalar reference") {
-    note_skipped_isas();
     const Data kinds[] = {Data::Random,  Data::Outliers,    Data::Zeros,     Data::RawBits,
                           Data::AllOnes, Data::AllZeroBits, Data::AllHighBit};
-    for (Isa isa : isa_supported()) {
-        const KernelTable& table = kernel_table(isa);
+    for (const TableUnderTest& under : tables_under_test()) {
+        const KernelTable& table = *under.table;
         double worst = 0.0;
         int compared = 0;
         for (DType wt : dot_types()) {
@@ -276,7 +296,7 @@ TEST_CASE("kernels: every ISA's vec_dot equals the scalar reference") {
                     fn(n, &got, x.data(), y.data());
                     const double scale = abs_dot(wt, x, tr.vec_dot_type, y, n);
                     const double err = std::fabs(double(got) - double(want));
-                    INFO(std::string(isa_name(isa)) << " " << std::string(dtype_name(wt)) << " n=" << n << " data=" << std::string(data_name(kind))
+                    INFO(under.label << " " << std::string(dtype_name(wt)) << " n=" << n << " data=" << std::string(data_name(kind))
                                        << " ref=" << want << " got=" << got << " scale=" << scale);
                     REQUIRE(std::isfinite(got));
                     CHECK(err <= 1e-5 * scale + 1e-30);
@@ -285,7 +305,7 @@ TEST_CASE("kernels: every ISA's vec_dot equals the scalar reference") {
                 }
             }
         }
-        MESSAGE(std::string(isa_name(isa)) << ": " << compared << " dot products, worst |simd - ref| / sum|x*y| = " << worst);
+        MESSAGE(under.label << ": " << compared << " dot products, worst |simd - ref| / sum|x*y| = " << worst);
     }
 }
 
@@ -538,12 +558,25 @@ TEST_CASE("kernels: the bf16 self-check passes the reference and fails wrong ker
     for (Bf16GemmFn fn : wrong) CHECK_FALSE(gemm_bf16_self_check(fn));
 }
 
+namespace {
+
+// Uses of the emulated tile unit the hardware would refuse.
+void check_no_tile_faults() {
+    std::string fault;
+    const int faults = test::amx_emulator_faults(&fault);
+    INFO("first fault: " << fault);
+    CHECK(faults == 0);
+}
+
+}  // namespace
+
 TEST_CASE("kernels: every ISA's bf16 tile product equals the reference") {
-    note_skipped_isas();
     int tables = 0;
-    for (Isa isa : isa_supported()) {
-        const KernelTable& table = kernel_table(isa);
-        if (isa != Isa::Amx) {
+    const std::vector<TableUnderTest> under_test = tables_under_test();
+    check_no_tile_faults();  // the start-up self-check ran the emulated kernel
+    for (const TableUnderTest& under : under_test) {
+        const KernelTable& table = *under.table;
+        if (table.isa != Isa::Amx) {
             CHECK(!table.gemm_bf16);  // only AMX has one
             continue;
         }
@@ -577,12 +610,13 @@ TEST_CASE("kernels: every ISA's bf16 tile product equals the reference") {
                     ref += w * w;
                 }
             }
-            INFO(isa_name(isa) << " k=" << s.k << " m=" << s.m << " n=" << s.n);
+            INFO(under.label << " k=" << s.k << " m=" << s.m << " n=" << s.n);
             CHECK(untouched);
             CHECK(err <= 1e-10 * ref);  // float sums against double ones
         }
     }
-    if (tables == 0) MESSAGE("SKIPPED: no AMX on this CPU; the bf16 tile product was not run");
+    check_no_tile_faults();
+    if (tables == 0) MESSAGE("SKIPPED: no AMX table, native or emulated; the bf16 tile product was not run");
 }
 
 TEST_CASE("kernels: every ISA's scale_add equals the reference up to rounding") {
@@ -690,10 +724,9 @@ TEST_CASE("kernels: every ISA's blocked-attention kernels equal the references u
 }
 
 TEST_CASE("kernels: every ISA's quantize_row writes the reference's bytes") {
-    note_skipped_isas();
     const DType types[] = {DType::F16, DType::BF16, DType::Q8_0, DType::Q8_1, DType::Q8_K};
-    for (Isa isa : isa_supported()) {
-        const KernelTable& table = kernel_table(isa);
+    for (const TableUnderTest& under : tables_under_test()) {
+        const KernelTable& table = *under.table;
         int rows = 0;
         for (DType type : types) {
             if (!quant_traits(type)) continue;
@@ -735,7 +768,7 @@ TEST_CASE("kernels: every ISA's quantize_row writes the reference's bytes") {
                 fn(x.data(), got.data(), len);
                 size_t differing = 0;
                 for (size_t i = 0; i < want.size(); ++i) differing += want[i] != got[i];
-                INFO(std::string(isa_name(isa)) << " " << std::string(dtype_name(type)) << " input=" << name << " n=" << len);
+                INFO(under.label << " " << std::string(dtype_name(type)) << " input=" << name << " n=" << len);
                 CHECK(differing == 0);
                 ++rows;
                 // and the output is a valid rounding of the input (finite blocks)
@@ -758,7 +791,7 @@ TEST_CASE("kernels: every ISA's quantize_row writes the reference's bytes") {
                 }
             }
         }
-        MESSAGE(std::string(isa_name(isa)) << ": " << rows << " quantized rows compared byte for byte");
+        MESSAGE(under.label << ": " << rows << " quantized rows compared byte for byte");
     }
 }
 
@@ -883,6 +916,18 @@ TEST_CASE("kernels: tables are complete and the SIMD kernels are the ones select
     if (int(isa_machine_best()) >= int(Isa::Avx512)) {
         const KernelTable& avx512 = kernel_table(Isa::Avx512);
         CHECK((avx512.vec_dot[uint32_t(DType::Q4_0)] != avx2.vec_dot[uint32_t(DType::Q4_0)] ? true : false));
+    }
+    // The emulated tables carry their own kernels where the ISA has them, so
+    // the tests over them run the emulated builds, not AVX2's entries.
+    for (const test::EmulatedTable& e : test::emulated_tables()) {
+        INFO(e.label);
+        if (e.table->isa == Isa::Amx) CHECK(bool(e.table->gemm_bf16));
+        if (test::emulation_gaps().empty()) {
+            for (DType type : {DType::F32, DType::F16, DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+                CHECK((e.table->vec_dot[uint32_t(type)] != avx2.vec_dot[uint32_t(type)] ? true : false));
+            for (DType type : {DType::Q8_0, DType::Q8_K})
+                CHECK((e.table->quantize_row[uint32_t(type)] != avx2.quantize_row[uint32_t(type)] ? true : false));
+        }
     }
 }
 

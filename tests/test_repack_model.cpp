@@ -12,6 +12,7 @@
 #include "models/synth.h"
 #include "quant/kernels.h"
 #include "quant/repack.h"
+#include "tests/emulated.h"
 #include "tests/test_util.h"
 #include "tests/tiny_models.h"
 
@@ -139,12 +140,12 @@ TEST_CASE("repacked weights: only mul_mat's weight operand accepts them") {
 // activations only.
 namespace {
 
-void check_bf16_tiles_model(const HParams& hp, DType type, const std::string& what) {
+void check_bf16_tiles_model(const HParams& hp, DType type, const std::string& what, const KernelTable& tiles) {
     test::TempDir dir;
     const std::string path = (dir / "m.gguf").string();
     synth_write_model(path, hp, synth_type(type));
     CpuBackendOptions options{2, std::nullopt};
-    options.kernels = &test::bf16_reference_table();
+    options.kernels = &tiles;
     CpuBackend plain_cpu(CpuBackendOptions{2, std::nullopt}), tiles_cpu(options);
     auto plain = Model::load(path, plain_cpu);
     auto model = Model::load(path, tiles_cpu);
@@ -161,6 +162,7 @@ void check_bf16_tiles_model(const HParams& hp, DType type, const std::string& wh
         err += double(got[i] - want[i]) * (got[i] - want[i]);
         ref += double(want[i]) * want[i];
     }
+    INFO(what);
     MESSAGE(what << ": max |bf16 tiles - plain| = " << worst << " of range " << range << ", nmse " << err / ref);
     CHECK(worst > 0.0f);  // the tiles did run: bf16 rounds
     // bf16 keeps 8 significant bits: 2^-9 relative per weight and activation
@@ -173,7 +175,21 @@ void check_bf16_tiles_model(const HParams& hp, DType type, const std::string& wh
 }  // namespace
 
 TEST_CASE("bf16 tiles: dense and deepseek2 prompts through mul_mat's AMX path stay close to the plain path") {
-    check_bf16_tiles_model(test::tiny_dense_hparams(Arch::Qwen2), DType::Q4_0, "qwen2 q4_0");
-    check_bf16_tiles_model(test::tiny_dense_hparams(Arch::Llama), DType::Q8_0, "llama q8_0");
-    check_bf16_tiles_model(test::tiny_deepseek2_hparams(), DType::Q4_0, "deepseek2 q4_0");
+    // The tile product's reference, then the AMX kernel: on the CPU where it
+    // has AMX, else over the emulated tile unit (tests/emulated.h).
+    std::vector<std::pair<std::string, const KernelTable*>> tables = {{"reference tiles", &test::bf16_reference_table()}};
+    if (isa_machine_best() >= Isa::Amx) tables.push_back({"amx", &kernel_table(Isa::Amx)});
+    for (const test::EmulatedTable& e : test::emulated_tables())
+        if (e.table->isa == Isa::Amx) tables.push_back({e.label, e.table});
+    if (tables.size() == 1) MESSAGE("SKIPPED: no AMX kernel, native or emulated, on this machine");
+    for (const auto& [label, table] : tables) {
+        REQUIRE(bool(table->gemm_bf16));
+        check_bf16_tiles_model(test::tiny_dense_hparams(Arch::Qwen2), DType::Q4_0, "qwen2 q4_0, " + label, *table);
+        check_bf16_tiles_model(test::tiny_dense_hparams(Arch::Llama), DType::Q8_0, "llama q8_0, " + label, *table);
+        check_bf16_tiles_model(test::tiny_deepseek2_hparams(), DType::Q4_0, "deepseek2 q4_0, " + label, *table);
+    }
+    std::string fault;
+    const int faults = test::amx_emulator_faults(&fault);
+    INFO("first fault of the emulated tile unit: " << fault);
+    CHECK(faults == 0);
 }

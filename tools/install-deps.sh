@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config
           doctest-dev libcxxopts-dev nlohmann-json3-dev
-          libopenblas-dev libdnnl-dev)
+          libopenblas-dev libdnnl-dev libsimde-dev)
 if [ "${1:-}" = "--fuzz" ]; then
   packages+=(clang libclang-rt-dev)
 fi
