@@ -1,4 +1,4 @@
-// `moelite bench -m FILE [-p 512] [-n 128] [-t N] [-r 3] [--json]`: prompt
+// `moelite bench -m FILE [-p 512] [-n 128] [-d 0] [-t N] [-r 3] [--json]`: prompt
 // processing and generation speed, printed as llama-bench prints them (a
 // Markdown table, or with --json an array of one object per test with
 // llama-bench's field names), plus the kernel path used and decode as a
@@ -57,6 +57,8 @@ int run_bench(int argc, char** argv) {
     opts.add_options()("p,n-prompt", "prompt tokens of the pp test (0: skip it)",
                        cxxopts::value<int64_t>()->default_value("512"))(
         "n,n-gen", "generated tokens of the tg test (0: skip it)", cxxopts::value<int64_t>()->default_value("128"))(
+        "d,n-depth", "tokens already in the context when each test starts (evaluated once, not timed)",
+        cxxopts::value<int64_t>()->default_value("0"))(
         "r,repetitions", "measured runs of each test (after one warm-up)", cxxopts::value<int>()->default_value("3"))(
         "json", "print a JSON array of one object per test")(
         "bandwidth", "only measure the memory read bandwidth (-m is not needed, and ignored)")(
@@ -76,7 +78,9 @@ int run_bench(int argc, char** argv) {
     const int64_t n_gen = args["n-gen"].as<int64_t>();
     const int reps = args["repetitions"].as<int>();
     const int64_t bw_mib = args["bandwidth-mib"].as<int64_t>();
+    const int64_t n_depth = args["n-depth"].as<int64_t>();
     if (n_prompt < 0 || n_gen < 0) fail("-p and -n must not be negative");
+    if (n_depth < 0 || n_depth > (int64_t(1) << 20)) fail("-d must be between 0 and 1048576");
     if (reps < 1 || reps > 1000) fail("-r must be between 1 and 1000");
     if (bw_mib < 1 || bw_mib > (int64_t(1) << 20)) fail("--bandwidth-mib must be between 1 and 1048576");
     const size_t bw_bytes = size_t(bw_mib) << 20;
@@ -104,6 +108,7 @@ int run_bench(int argc, char** argv) {
     BenchOptions bo;
     bo.repetitions = reps;
     bo.seed = args["seed"].as<uint64_t>();
+    bo.n_depth = n_depth;
     bo.session = session_options(args, model);
     const int threads = lm.cpu->n_threads();
     const std::string desc = model.description();
@@ -159,7 +164,7 @@ int run_bench(int argc, char** argv) {
             j["type_v"] = dtype_name(bo.session.cache_type);
             j["n_prompt"] = r.n_prompt;
             j["n_gen"] = r.n_gen;
-            j["n_depth"] = 0;
+            j["n_depth"] = r.n_depth;
             j["test_time"] = when;
             j["avg_ns"] = int64_t(std::llround(r.avg_ns()));
             j["stddev_ns"] = int64_t(std::llround(r.stddev_ns()));
@@ -188,9 +193,10 @@ int run_bench(int argc, char** argv) {
                         bw.runs, format_size(double(bw.bytes)).c_str());
         else
             std::printf("; read bandwidth %.2f GB/s (given with --bandwidth-gbs)\n", bw.gb_per_s);
-        std::printf("bytes read per generated token: %s -> roofline %.2f t/s; %s at %.1f %% of it\n",
+        std::printf("bytes read per generated token: %s -> roofline %.2f t/s; %s at %.1f %% of it%s\n",
                     format_size(double(bytes_per_token)).c_str(), roofline_ts, tg.test.c_str(),
-                    roofline_ts > 0 ? 100.0 * tg.avg_ts() / roofline_ts : 0.0);
+                    roofline_ts > 0 ? 100.0 * tg.avg_ts() / roofline_ts : 0.0,
+                    n_depth > 0 ? " (weights only: the KV cache at that depth is not counted)" : "");
     } else {
         std::printf("\n");
     }

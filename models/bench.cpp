@@ -56,7 +56,39 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t n_vocab, std::mt19937_64& 
 void check_options(const BenchOptions& options, int64_t n, const char* what) {
     if (n <= 0 || n > (int64_t(1) << 20)) fail("bench: the number of %s tokens must be between 1 and 2^20", what);
     if (options.repetitions < 1 || options.repetitions > 1000) fail("bench: repetitions must be between 1 and 1000");
+    if (options.n_depth < 0 || options.n_depth > (int64_t(1) << 20)) fail("bench: the depth must be between 0 and 2^20");
 }
+
+std::string test_name(const char* kind, int64_t n, int64_t depth) {
+    std::string name = kind + std::to_string(n);
+    if (depth > 0) name += " @ d" + std::to_string(depth);
+    return name;
+}
+
+// A context for tests of n tokens after the options' depth, that depth
+// evaluated once (random tokens, as one prompt).
+struct BenchContext {
+    Session session;
+    int64_t depth;
+    BenchContext(std::shared_ptr<const Model> model, Backend& backend, int64_t n, const BenchOptions& options,
+                 std::mt19937_64& rng)
+        : session(std::move(model), backend, with_ctx(options.session, options.n_depth + n)), depth(options.n_depth) {
+        if (depth == 0) return;
+        std::vector<float> logits;
+        session.eval(random_tokens(depth, session.model().hparams().n_vocab, rng), false, &logits);
+    }
+    // Back to the depth's tokens, the rest of the cache dropped.
+    void rewind() {
+        if (depth == 0)
+            session.reset();
+        else
+            session.truncate(depth);
+    }
+    static SessionOptions with_ctx(SessionOptions o, int64_t n_ctx) {
+        o.n_ctx = n_ctx;
+        return o;
+    }
+};
 
 void add_sample(BenchResult& r, int64_t n_tokens, Clock::duration elapsed) {
     const double ns = double(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
@@ -70,18 +102,17 @@ BenchResult bench_prompt(std::shared_ptr<const Model> model, Backend& backend, i
                          const BenchOptions& options) {
     check_options(options, n_prompt, "prompt");
     BenchResult r;
-    r.test = "pp" + std::to_string(n_prompt);
+    r.test = test_name("pp", n_prompt, options.n_depth);
     r.n_prompt = n_prompt;
-    SessionOptions so = options.session;
-    so.n_ctx = n_prompt;
-    Session session(model, backend, so);
+    r.n_depth = options.n_depth;
     std::mt19937_64 rng(options.seed);
+    BenchContext ctx(model, backend, n_prompt, options, rng);
     std::vector<float> logits;
     for (int rep = -1; rep < options.repetitions; ++rep) {  // rep -1: the warm-up
         const std::vector<int32_t> tokens = random_tokens(n_prompt, model->hparams().n_vocab, rng);
-        session.reset();
+        ctx.rewind();
         const auto start = Clock::now();
-        session.eval(tokens, false, &logits);
+        ctx.session.eval(tokens, false, &logits);
         const auto elapsed = Clock::now() - start;
         if (rep >= 0) add_sample(r, n_prompt, elapsed);
     }
@@ -92,12 +123,11 @@ BenchResult bench_generation(std::shared_ptr<const Model> model, Backend& backen
                              const BenchOptions& options) {
     check_options(options, n_gen, "generated");
     BenchResult r;
-    r.test = "tg" + std::to_string(n_gen);
+    r.test = test_name("tg", n_gen, options.n_depth);
     r.n_gen = n_gen;
-    SessionOptions so = options.session;
-    so.n_ctx = n_gen;
-    Session session(model, backend, so);
+    r.n_depth = options.n_depth;
     std::mt19937_64 rng(options.seed + 1);
+    BenchContext ctx(model, backend, n_gen, options, rng);
     std::vector<float> logits;
     // Warm-up: a few decoded tokens fault in the weights and size the scratch
     // (as llama-bench, which decodes one token before its tg runs).
@@ -105,9 +135,10 @@ BenchResult bench_generation(std::shared_ptr<const Model> model, Backend& backen
     for (int rep = -1; rep < options.repetitions; ++rep) {
         const int64_t n = rep < 0 ? n_warmup : n_gen;
         const std::vector<int32_t> tokens = random_tokens(n, model->hparams().n_vocab, rng);
-        session.reset();
+        ctx.rewind();
         const auto start = Clock::now();
-        for (int64_t i = 0; i < n; ++i) session.eval(std::span<const int32_t>(&tokens[size_t(i)], 1), false, &logits);
+        for (int64_t i = 0; i < n; ++i)
+            ctx.session.eval(std::span<const int32_t>(&tokens[size_t(i)], 1), false, &logits);
         const auto elapsed = Clock::now() - start;
         if (rep >= 0) add_sample(r, n, elapsed);
     }

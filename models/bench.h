@@ -6,6 +6,9 @@
 //    is the whole eval (prefill in batches of n_batch);
 //  - tg<N>: a fresh context decodes N random tokens one at a time from
 //    position 0;
+//  - with a depth d (llama-bench's -d), the context first holds d random
+//    tokens, evaluated once and not timed, and each run starts from them
+//    (the cache truncated back to d): the test reads "pp512 @ d4096";
 //  - each test runs once unmeasured (warm-up: pages of the mmap'd file faulted
 //    in, scratch sized), then `repetitions` times; the rate of each run is
 //    tokens / seconds, and the mean and the sample standard deviation are
@@ -15,9 +18,9 @@
 // every weight is read once per token except token_embd, of which one row is
 // read (unless the output projection is tied to it, then all of it), and for
 // MoE expert tensors only n_expert_used of n_expert experts. The KV cache and
-// activations are not counted (small at the depths bench uses), so the
-// roofline is an upper bound on tg t/s and its fraction a lower bound on how
-// well the weights stream.
+// activations are not counted (small without a depth), so the roofline is an
+// upper bound on tg t/s and its fraction a lower bound on how well the weights
+// stream.
 #pragma once
 
 #include <cstddef>
@@ -33,9 +36,10 @@
 namespace moelite {
 
 struct BenchResult {
-    std::string test;                // "pp512", "tg128"
+    std::string test;                // "pp512", "tg128", "tg128 @ d4096"
     int64_t n_prompt = 0;            // tokens of the prompt test (0 for tg)
     int64_t n_gen = 0;               // tokens of the generation test (0 for pp)
+    int64_t n_depth = 0;             // tokens in the context before each run
     std::vector<double> samples_ns;  // wall time of each measured run
     std::vector<double> samples_ts;  // tokens per second of each run
 
@@ -52,13 +56,14 @@ double stddev_of(const std::vector<double>& values);
 struct BenchOptions {
     int repetitions = 3;     // measured runs after the warm-up
     uint64_t seed = 1234;    // of the random tokens
+    int64_t n_depth = 0;     // tokens in the context before each run (see the header comment)
     SessionOptions session;  // n_batch and cache_type are used; n_ctx is set per test
 };
 
-// pp: a fresh context evaluates n_prompt random tokens as one prompt.
+// pp: a fresh context (or one holding n_depth tokens) evaluates n_prompt random tokens as one prompt.
 BenchResult bench_prompt(std::shared_ptr<const Model> model, Backend& backend, int64_t n_prompt,
                          const BenchOptions& options);
-// tg: a fresh context decodes n_gen random tokens one at a time.
+// tg: a fresh context (or one holding n_depth tokens) decodes n_gen random tokens one at a time.
 BenchResult bench_generation(std::shared_ptr<const Model> model, Backend& backend, int64_t n_gen,
                              const BenchOptions& options);
 

@@ -89,6 +89,22 @@ TEST_CASE("bench: pp and tg on a tiny model give one positive rate per repetitio
     REQUIRE(tg.samples_ts.size() == 3);
     CHECK(tg.avg_ts() > 0);
 
+    // At a depth: the context holds that many tokens before each run, and
+    // each run starts back from them (without the rewind the second run
+    // would not fit the context, which is sized depth + n).
+    bo.n_depth = 12;
+    const BenchResult pp_deep = bench_prompt(model, cpu, 24, bo);
+    CHECK(pp_deep.test == "pp24 @ d12");
+    CHECK(pp_deep.n_depth == 12);
+    CHECK(pp_deep.samples_ts.size() == 3);
+    const BenchResult tg_deep = bench_generation(model, cpu, 10, bo);
+    CHECK(tg_deep.test == "tg10 @ d12");
+    CHECK(tg_deep.n_depth == 12);
+    CHECK(tg_deep.samples_ts.size() == 3);
+    bo.n_depth = -1;
+    CHECK_THROWS_AS(bench_prompt(model, cpu, 8, bo), Error);
+    bo.n_depth = 0;
+
     bo.repetitions = 0;
     CHECK_THROWS_AS(bench_prompt(model, cpu, 8, bo), Error);
     bo.repetitions = 1;
@@ -165,6 +181,7 @@ TEST_CASE("moelite bench --json: one object per test with llama-bench's fields, 
     }
     CHECK(j[0]["n_prompt"] == 16);
     CHECK(j[0]["n_gen"] == 0);
+    CHECK(j[0]["n_depth"] == 0);
     CHECK(!j[0].contains("roofline_fraction"));
     CHECK(j[1]["n_prompt"] == 0);
     CHECK(j[1]["n_gen"] == 6);
@@ -188,6 +205,17 @@ TEST_CASE("moelite bench: a Markdown table like llama-bench's; bad input is one 
     CHECK(contains(out, " pp8 |"));
     CHECK(contains(out, " tg4 |"));
     CHECK(contains(out, "of it"));  // the roofline line
+
+    REQUIRE(run_command(moelite_binary().string() + " bench -m " + path + " -p 8 -n 4 -d 5 -r 2 -t 1 --bandwidth-mib 16",
+                        &out) == 0);
+    CHECK(contains(out, " pp8 @ d5 |"));
+    CHECK(contains(out, " tg4 @ d5 |"));
+    CHECK(contains(out, "not counted"));  // the roofline leaves out the cache at depth
+    REQUIRE(run_command(moelite_binary().string() + " bench -m " + path + " -p 8 -n 0 -d 5 -r 1 -t 1 --json 2>/dev/null",
+                        &out) == 0);
+    CHECK(nlohmann::json::parse(out)[0]["n_depth"] == 5);
+    REQUIRE(run_command(moelite_binary().string() + " bench -m " + path + " -d -3", &out) == 1);
+    CHECK(contains(out, "-d"));
 
     REQUIRE(run_command(moelite_binary().string() + " bench -m " + (dir / "missing.gguf").string(), &out) == 1);
     CHECK(contains(out, "missing.gguf"));
