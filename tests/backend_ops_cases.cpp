@@ -325,6 +325,15 @@ void add_softmax_attention(std::vector<OpCase>& cases) {
         {DType::F16, 576, 512, 16, 1, 9, 75, 1, false, true},
         {DType::F16, 64, 64, 4, 2, 40, 140, 2, true},
         {DType::F32, 32, 32, 40, 1, 5, 19, 3, false},
+        // Decode with fewer row groups than threads splits the keys into
+        // chunks merged at the end: long caches (several chunks of several
+        // blocks, a ragged last one), MLA's single latent head, a chunk (key
+        // 64 alone) that the causal mask hides from one row, a fully masked row.
+        {DType::F16, 128, 128, 12, 2, 1, 300, 2, false},
+        {DType::F16, 576, 512, 16, 1, 1, 200, 1, false, true},
+        {DType::F32, 64, 64, 4, 1, 2, 65, 1, false},
+        {DType::F32, 64, 64, 4, 1, 2, 150, 3, false},
+        {DType::Q8_0, 64, 64, 8, 2, 3, 129, 1, true},
     };
     for (const Attn& a : attn) {
         if (!quant_traits(a.kv) || !quant_traits(a.kv)->vec_dot) continue;

@@ -192,7 +192,7 @@ WorkSize op_work_size(const Tensor& node, const KernelTable& kt, int nth, int64_
         case Op::MulMatId: return work_size_mul_mat_id(node, kt, nth);
         case Op::Rope: return work_size_rope(node);
         case Op::ArgsortTopK: return work_size_argsort_top_k(node);
-        case Op::FlashAttn: return work_size_flash_attn(node);
+        case Op::FlashAttn: return work_size_flash_attn(node, nth);
         case Op::Cont:
         case Op::Cpy: return work_size_copy(node);
         default: return {};

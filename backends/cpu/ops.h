@@ -92,7 +92,7 @@ void op_cpy(const Tensor& node, const OpContext& ctx);
 
 WorkSize work_size_rope(const Tensor& node);
 WorkSize work_size_argsort_top_k(const Tensor& node);
-WorkSize work_size_flash_attn(const Tensor& node);
+WorkSize work_size_flash_attn(const Tensor& node, int nth);
 WorkSize work_size_mul_mat(const Tensor& node, const KernelTable& kt, int nth, int64_t blas_min_cols);
 WorkSize work_size_mul_mat_id(const Tensor& node, const KernelTable& kt, int nth);
 WorkSize work_size_copy(const Tensor& node);

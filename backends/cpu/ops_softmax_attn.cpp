@@ -4,15 +4,14 @@
 // A row whose every entry is masked (-inf) has no softmax; it comes out as
 // zeros (soft_max) or a zero vector (flash_attn) rather than NaN.
 //
-// flash_attn makes one pass over the keys per (head, query) with the online
-// softmax (Milakov & Gimelshein 2018): a running max M, sum S and weighted
-// value sum; a new score s above M rescales S and the sum by exp(M - s).
-// The query row is converted once to the key type's vec_dot_type (as mul_mat
-// does for activations) so q.k uses the same dot kernels as the weights;
-// values of a non-F32 type are dequantized one row at a time. Heads sharing
-// a KV head (GQA; MLA, where every head reads one latent cache) are processed
-// in blocks of up to kMaxHeadBlock, so each key and value row is read and
-// dequantized once per block rather than once per head.
+// flash_attn goes by blocks of queries and keys with the online softmax
+// (Milakov & Gimelshein 2018): per query row a running max M, sum S and
+// weighted value sum; a block whose maximum exceeds M rescales S and the sum
+// by exp(M - max). Query rows are rounded to the key type's vec_dot_type and
+// back (as mul_mat rounds activations). The heads of one KV head (GQA; MLA,
+// where every head reads one latent cache) go together, so each key and value
+// row is converted once for all of them; decode splits the keys between the
+// threads instead of the rows (see AttnPlan).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -161,25 +160,6 @@ bool supports_flash_attn(const Tensor& node) {
 
 namespace {
 
-// Heads of one KV group processed together, so each key and value row is
-// read (and dequantized) once for all of them: with GQA or MLA (one latent
-// KV head for every query head) K and V would otherwise be streamed once per
-// head.
-constexpr int64_t kMaxHeadBlock = 8;
-
-struct AttnScratch {
-    size_t q_conv_stride, q_row_bytes, acc_bytes, v_row_bytes;
-    size_t total() const { return kMaxHeadBlock * (q_conv_stride + acc_bytes) + q_row_bytes + v_row_bytes; }
-};
-
-AttnScratch attn_scratch(const Tensor& node) {
-    const Tensor& q = *node.src[0];
-    const Tensor& v = *node.src[2];
-    const DType vdt = quant_traits(node.src[1]->type)->vec_dot_type;
-    return {align_up(dtype_row_bytes(vdt, q.ne[0])), align_up(sizeof(float) * size_t(q.ne[0])),
-            align_up(sizeof(float) * size_t(v.ne[0])), align_up(sizeof(float) * size_t(v.ne[0]))};
-}
-
 // flash_attn's operands and sizes (core/graph.h: q [D, heads, T], k [D, n_kv,
 // kv_heads], v [Dv, n_kv, kv_heads], an optional mask [n_kv, >= T]).
 struct AttnOperands {
@@ -192,27 +172,21 @@ struct AttnOperands {
           D(q.ne[0]), Dv(v.ne[0]), n_kv(k.ne[1]), T(q.ne[2]), kv_heads(k.ne[2]), group(q.ne[1] / kv_heads) {}
 };
 
-// ---- prefill: blocks of queries and keys ------------------------------------
-
-// flash_attn goes by blocks from this many queries: each unit takes up to
-// kBlockRows query rows (queries times heads of one KV group), and each block
-// of keys, transposed and converted to floats once, meets all of them through
-// the table's blocked-attention kernels (scores, exp, accumulate: small
-// matrix products instead of one dot product and one scaled add per query
-// and key).
-constexpr int64_t kBlockMinQueries = 4;
+// Each unit takes up to kBlockRows query rows (queries times heads of one KV
+// group), and each block of keys, transposed and converted to floats once,
+// meets all of them through the table's blocked-attention kernels (scores,
+// exp, accumulate: small matrix products instead of one dot product and one
+// scaled add per query and key).
 constexpr int64_t kBlockRows = 32;
-
-bool attn_blocked(const Tensor& node) { return node.src[0]->ne[2] >= kBlockMinQueries; }
 
 // Keys are converted and transposed this many at a time (8 rows of floats,
 // then 8 consecutive floats per line of the transposed block).
 constexpr int64_t kTransposeKeys = 8;
 
-// Per-thread scratch of the blocked path: the unit's query rows as floats, its
-// running sums, the keys of a block transposed, the values of a block, the
-// scores, the running max and sum of each row, a converted query row, the
-// mask of the block for each query, and kTransposeKeys float rows.
+// Per-thread scratch: the unit's query rows as floats, its running sums, the
+// keys of a block transposed, the values of a block, the scores, the running
+// max and sum of each row, a converted query row, the mask of the block for
+// each query, and kTransposeKeys float rows.
 struct BlockedScratch {
     int64_t keys;  // per block
     size_t q_at, acc_at, kt_at, v_at, s_at, max_at, sum_at, conv_at, mask_at, row_at, total;
@@ -238,7 +212,42 @@ BlockedScratch blocked_scratch(const Tensor& node) {
     return l;
 }
 
-void flash_attn_blocked(const Tensor& node, const OpContext& ctx) {
+// The units: (block of queries, KV head, block of its heads, chunk of keys),
+// unit u = row group g * key_chunks + chunk. Prefill has enough row groups to
+// keep every thread busy and takes all keys in one chunk; decode (one query,
+// a few KV heads, often a single latent one with MLA) splits the keys into
+// one chunk per thread, and the chunks' partial sums are merged after a
+// barrier (split-K, as flash-decoding does).
+struct AttnPlan {
+    int64_t heads, queries, head_blocks, groups, key_chunks, chunk_keys, n_units;
+    size_t partial_floats;  // per unit, with key chunks: kBlockRows rows of [max, sum, Dv sums]
+};
+
+AttnPlan attn_plan(const AttnOperands& a, int nth, int64_t block_keys) {
+    AttnPlan p;
+    p.heads = std::min(a.group, kBlockRows);
+    p.queries = std::max<int64_t>(1, kBlockRows / p.heads);
+    p.head_blocks = (a.group + p.heads - 1) / p.heads;
+    while (p.queries > 1 && a.kv_heads * p.head_blocks * ((a.T + p.queries - 1) / p.queries) < 4 * nth) p.queries /= 2;
+    p.groups = a.kv_heads * p.head_blocks * ((a.T + p.queries - 1) / p.queries);
+    const int64_t key_blocks = std::max<int64_t>(1, (a.n_kv + block_keys - 1) / block_keys);
+    p.key_chunks = p.groups < nth ? std::min<int64_t>(nth, key_blocks) : 1;
+    p.chunk_keys = (key_blocks + p.key_chunks - 1) / p.key_chunks * block_keys;
+    p.n_units = p.groups * p.key_chunks;
+    p.partial_floats = p.key_chunks > 1 ? size_t(kBlockRows * (2 + a.Dv)) : 0;
+    return p;
+}
+
+}  // namespace
+
+WorkSize work_size_flash_attn(const Tensor& node, int nth) {
+    const AttnOperands a(node);
+    const BlockedScratch l = blocked_scratch(node);
+    const AttnPlan p = attn_plan(a, nth, l.keys);
+    return {align_up(sizeof(float) * p.partial_floats * size_t(p.n_units)), l.total};
+}
+
+void op_flash_attn(const Tensor& node, const OpContext& ctx) {
     const AttnOperands a(node);
     const Tensor &q = a.q, &k = a.k, &v = a.v;
     const Tensor* mask = a.mask;
@@ -251,6 +260,7 @@ void flash_attn_blocked(const Tensor& node, const OpContext& ctx) {
     const ToFloatFn v_to_float = row_to_float(kt, v.type);
 
     const BlockedScratch l = blocked_scratch(node);
+    const AttnPlan p = attn_plan(a, ctx.nth, l.keys);
     char* scratch = ctx.thread_scratch();
     float* qf = reinterpret_cast<float*>(scratch + l.q_at);
     float* acc = reinterpret_cast<float*>(scratch + l.acc_at);
@@ -262,23 +272,32 @@ void flash_attn_blocked(const Tensor& node, const OpContext& ctx) {
     char* conv = scratch + l.conv_at;
     float* row = reinterpret_cast<float*>(scratch + l.row_at);
     float* block_mask = reinterpret_cast<float*>(scratch + l.mask_at);  // [query of the unit][key of the block]
+    float* partials = reinterpret_cast<float*>(ctx.wdata);              // with key chunks, one slot per unit
 
-    // Units: (block of queries, KV head, block of its heads), dealt out in
-    // turn so that the long rows of a causal mask's last queries are shared.
-    const int64_t heads = std::min(group, kBlockRows);
-    int64_t queries = std::max<int64_t>(1, kBlockRows / heads);
-    const int64_t head_blocks = (group + heads - 1) / heads;
-    while (queries > 1 && kv_heads * head_blocks * ((T + queries - 1) / queries) < 4 * ctx.nth) queries /= 2;
-    const int64_t n_units = kv_heads * head_blocks * ((T + queries - 1) / queries);
+    // The rows of row group g: rows r = query t0 + r / nh, head h0 + r % nh.
+    struct Rows {
+        int64_t kvh, h0, nh, t0, nt;
+    };
+    auto rows_of = [&](int64_t g) {
+        const int64_t hb = g % p.head_blocks, kvh = (g / p.head_blocks) % kv_heads, qb = g / (p.head_blocks * kv_heads);
+        const int64_t h0 = kvh * group + hb * p.heads, t0 = qb * p.queries;
+        return Rows{kvh, h0, std::min(p.heads, (kvh + 1) * group - h0), t0, std::min(p.queries, T - t0)};
+    };
+    auto out_row = [&](const Rows& w, int64_t r) {
+        return reinterpret_cast<float*>(static_cast<char*>(node.data) + (w.h0 + r % w.nh) * node.nb[1] +
+                                        (w.t0 + r / w.nh) * node.nb[2]);
+    };
 
+    // Units dealt out in turn, so that the long rows of a causal mask's last
+    // queries are shared, and each thread takes its own chunk of every group.
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-    for (int64_t u = ctx.ith; u < n_units; u += ctx.nth) {
-        const int64_t hb = u % head_blocks, kvh = (u / head_blocks) % kv_heads, qb = u / (head_blocks * kv_heads);
-        const int64_t h0 = kvh * group + hb * heads, nh = std::min(heads, (kvh + 1) * group - h0);
-        const int64_t t0 = qb * queries, nt = std::min(queries, T - t0);
-        const int64_t rows = nh * nt;  // row r: query t0 + r / nh, head h0 + r % nh
+    for (int64_t u = ctx.ith; u < p.n_units; u += ctx.nth) {
+        const Rows w = rows_of(u / p.key_chunks);
+        const int64_t kvh = w.kvh, nh = w.nh, t0 = w.t0, nt = w.nt;
+        const int64_t rows = nh * nt;
+        const int64_t key_begin = (u % p.key_chunks) * p.chunk_keys, key_end = std::min(n_kv, key_begin + p.chunk_keys);
         for (int64_t r = 0; r < rows; ++r) {
-            const char* qp = static_cast<const char*>(q.data) + (h0 + r % nh) * q.nb[1] + (t0 + r / nh) * q.nb[2];
+            const char* qp = static_cast<const char*>(q.data) + (w.h0 + r % nh) * q.nb[1] + (t0 + r / nh) * q.nb[2];
             for (int64_t i = 0; i < D; ++i) row[i] = load_f32(qp + i * q.nb[0]);
             // Rounded as the vec_dot path rounds it.
             convert_q(row, conv, D);
@@ -288,8 +307,8 @@ void flash_attn_blocked(const Tensor& node, const OpContext& ctx) {
         }
         std::fill(acc, acc + rows * Dv, 0.0f);
 
-        for (int64_t j0 = 0; j0 < n_kv; j0 += l.keys) {
-            const int64_t nj = std::min(l.keys, n_kv - j0);
+        for (int64_t j0 = key_begin; j0 < key_end; j0 += l.keys) {
+            const int64_t nj = std::min(l.keys, key_end - j0);
             if (mask) {  // read once per block; a block every query of the unit masks out is skipped
                 bool any = false;
                 for (int64_t ti = 0; ti < nt; ++ti) {
@@ -336,108 +355,49 @@ void flash_attn_blocked(const Tensor& node, const OpContext& ctx) {
             }
             kt.attn_accumulate(rows, nj, Dv, scores, size_t(l.keys), values, size_t(Dv), acc, size_t(Dv));
         }
+        if (p.key_chunks > 1) {  // the chunk's partial sums, merged below
+            float* slot = partials + size_t(u) * p.partial_floats;
+            for (int64_t r = 0; r < rows; ++r) {
+                float* pr = slot + r * (2 + Dv);
+                pr[0] = row_max[r];
+                pr[1] = row_sum[r];
+                std::memcpy(pr + 2, acc + r * Dv, sizeof(float) * size_t(Dv));
+            }
+            continue;
+        }
         for (int64_t r = 0; r < rows; ++r) {
-            float* dst = reinterpret_cast<float*>(static_cast<char*>(node.data) + (h0 + r % nh) * node.nb[1] +
-                                                  (t0 + r / nh) * node.nb[2]);
+            float* dst = out_row(w, r);
             const float inv = row_sum[r] > 0.0f ? 1.0f / row_sum[r] : 0.0f;
             for (int64_t c = 0; c < Dv; ++c) dst[c] = acc[r * Dv + c] * inv;
         }
     }
-}
+    if (p.key_chunks == 1) return;
 
-}  // namespace
-
-WorkSize work_size_flash_attn(const Tensor& node) {
-    return {0, attn_blocked(node) ? blocked_scratch(node).total : attn_scratch(node).total()};
-}
-
-void op_flash_attn(const Tensor& node, const OpContext& ctx) {
-    if (attn_blocked(node)) {
-        flash_attn_blocked(node, ctx);
-        return;
-    }
-    const AttnOperands a(node);
-    const Tensor &q = a.q, &k = a.k, &v = a.v;
-    const Tensor* mask = a.mask;
-    const float scale = a.scale;
-    const int64_t D = a.D, Dv = a.Dv, n_kv = a.n_kv, T = a.T, kv_heads = a.kv_heads, group = a.group;
-
-    DType vdt;
-    const VecDotFn dot = row_vec_dot(*ctx.kt, k.type, &vdt);
-    const FromFloatFn convert_q = row_from_float(*ctx.kt, vdt);
-    const ToFloatFn v_to_float = v.type == DType::F32 ? nullptr : row_to_float(*ctx.kt, v.type);
-
-    const AttnScratch layout = attn_scratch(node);
-    char* scratch = ctx.thread_scratch();
-    char* q_conv = scratch;
-    float* acc = reinterpret_cast<float*>(q_conv + kMaxHeadBlock * layout.q_conv_stride);
-    float* q_row = reinterpret_cast<float*>(reinterpret_cast<char*>(acc) + kMaxHeadBlock * layout.acc_bytes);
-    float* v_row = reinterpret_cast<float*>(reinterpret_cast<char*>(q_row) + layout.q_row_bytes);
-    const size_t acc_stride = layout.acc_bytes / sizeof(float);
-
-    // Units: (query t, kv head, block of heads of its group); smaller blocks
-    // when there would be too few units to keep every thread busy.
-    int64_t head_block = std::min(kMaxHeadBlock, group);
-    while (head_block > 1 && T * kv_heads * ((group + head_block - 1) / head_block) < 2 * ctx.nth) head_block /= 2;
-    const int64_t blocks_per_group = (group + head_block - 1) / head_block;
-
-    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-    float m[kMaxHeadBlock], sum[kMaxHeadBlock], s[kMaxHeadBlock];
-    int64_t u0, u1;
-    split_range(T * kv_heads * blocks_per_group, ctx.ith, ctx.nth, &u0, &u1);
-    for (int64_t u = u0; u < u1; ++u) {
-        const int64_t blk = u % blocks_per_group, kvh = (u / blocks_per_group) % kv_heads;
-        const int64_t t = u / (blocks_per_group * kv_heads);
-        const int64_t h0 = kvh * group + blk * head_block;
-        const int64_t nh = std::min(head_block, (kvh + 1) * group - h0);
-        for (int64_t b = 0; b < nh; ++b) {
-            const char* qp = static_cast<const char*>(q.data) + (h0 + b) * q.nb[1] + t * q.nb[2];
-            for (int64_t i = 0; i < D; ++i) q_row[i] = load_f32(qp + i * q.nb[0]);
-            convert_q(q_row, q_conv + b * layout.q_conv_stride, D);
-            m[b] = kNegInf;
-            sum[b] = 0.0f;
-            std::fill(acc + b * acc_stride, acc + b * acc_stride + Dv, 0.0f);
+    // Merge: each row's chunks rescaled to their common maximum. Rows are
+    // split between the threads; a row no chunk saw a key of stays zero.
+    ctx.barrier();
+    int64_t r0, r1;
+    split_range(p.groups * kBlockRows, ctx.ith, ctx.nth, &r0, &r1);
+    for (int64_t gr = r0; gr < r1; ++gr) {
+        const int64_t g = gr / kBlockRows, r = gr % kBlockRows;
+        const Rows w = rows_of(g);
+        if (r >= w.nh * w.nt) continue;
+        const float* first = partials + size_t(g * p.key_chunks) * p.partial_floats + r * (2 + Dv);
+        float m = kNegInf;
+        for (int64_t c = 0; c < p.key_chunks; ++c) m = std::max(m, first[c * p.partial_floats]);
+        float* dst = out_row(w, r);
+        std::fill(dst, dst + Dv, 0.0f);
+        if (m == kNegInf) continue;
+        float sum = 0.0f;
+        for (int64_t c = 0; c < p.key_chunks; ++c) {
+            const float* pc = first + c * p.partial_floats;
+            if (pc[0] == kNegInf) continue;
+            const float f = std::exp(pc[0] - m);
+            sum += f * pc[1];
+            kt.scale_add(Dv, dst, 1.0f, pc + 2, f);
         }
-        const char* mrow = mask ? static_cast<const char*>(mask->data) + t * mask->nb[1] : nullptr;
-
-        for (int64_t j = 0; j < n_kv; ++j) {
-            const float mv = mrow ? mask_value(*mask, mrow, j) : 0.0f;
-            if (mv == kNegInf) continue;
-            const char* kp = static_cast<const char*>(k.data) + j * k.nb[1] + kvh * k.nb[2];
-            bool any = false;
-            for (int64_t b = 0; b < nh; ++b) {
-                dot(D, &s[b], kp, q_conv + b * layout.q_conv_stride);
-                s[b] = s[b] * scale + mv;
-                any = any || s[b] != kNegInf;
-            }
-            if (!any) continue;
-            const char* vp = static_cast<const char*>(v.data) + j * v.nb[1] + kvh * v.nb[2];
-            const float* vr = reinterpret_cast<const float*>(vp);
-            if (v_to_float) {
-                v_to_float(vp, v_row, Dv);
-                vr = v_row;
-            }
-            // Online softmax: a score above the running max rescales what was summed so far.
-            for (int64_t b = 0; b < nh; ++b) {
-                if (s[b] == kNegInf) continue;
-                float ms = 1.0f, vs = 1.0f;
-                if (s[b] > m[b]) {
-                    ms = m[b] == kNegInf ? 0.0f : std::exp(m[b] - s[b]);
-                    m[b] = s[b];
-                } else {
-                    vs = std::exp(s[b] - m[b]);
-                }
-                ctx.kt->scale_add(Dv, acc + b * acc_stride, ms, vr, vs);
-                sum[b] = sum[b] * ms + vs;
-            }
-        }
-        for (int64_t b = 0; b < nh; ++b) {
-            float* dst = reinterpret_cast<float*>(static_cast<char*>(node.data) + (h0 + b) * node.nb[1] +
-                                                  t * node.nb[2]);
-            const float inv = sum[b] > 0.0f ? 1.0f / sum[b] : 0.0f;
-            const float* a = acc + b * acc_stride;
-            for (int64_t d = 0; d < Dv; ++d) dst[d] = a[d] * inv;
-        }
+        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        for (int64_t c = 0; c < Dv; ++c) dst[c] *= inv;
     }
 }
 
