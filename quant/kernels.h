@@ -65,6 +65,8 @@ struct KernelTable {
     AttnScoresFn attn_scores;
     AttnAccumulateFn attn_accumulate;
     ExpSubFn exp_sub;
+    // The gated feed-forward's activation (quant/quant.h).
+    SwigluFn swiglu;
     // Per weight type: tile kernel (quant/gemm.h), null where the ISA has none;
     // gemm_tiles() then falls back to vec_dot.
     GemmFn gemm[kDTypeIdLimit];

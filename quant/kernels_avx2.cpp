@@ -22,6 +22,7 @@
 // Q8_K) are in -127..127, as every quantizer here and in the reference writes
 // them; weight quants may take any value their bits allow.
 #include <immintrin.h>
+#include <math.h>
 
 #include <cstdint>
 #include <cstring>
@@ -547,12 +548,28 @@ void scale_add(int64_t n, float* y, float a, const float* x, float b) {
     for (; i < n; ++i) y[i] = a * y[i] + b * x[i];
 }
 
+// silu(g) = g * sigmoid(g), with exp taken of -|g| only: sigmoid is
+// 1 / (1 + e) for g >= 0 and e / (1 + e) below, e = exp(-|g|).
+void swiglu(int64_t n, const float* g, const float* u, float* out) {
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 e = exp_nonpositive(_mm256_or_ps(x, sign));  // exp(-|x|)
+        const __m256 negative = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+        const __m256 sig = _mm256_div_ps(_mm256_blendv_ps(one, e, negative), _mm256_add_ps(one, e));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(x, sig), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; ++i) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 }  // namespace
 
-void fill_float_rows_avx2(ToFloatFn* to_float, ScaleAddFn* scale_add_fn) {
+void fill_float_rows_avx2(ToFloatFn* to_float, ScaleAddFn* scale_add_fn, SwigluFn* swiglu_fn) {
     to_float[uint32_t(DType::F16)] = to_float_f16;
     to_float[uint32_t(DType::BF16)] = to_float_bf16;
     *scale_add_fn = scale_add;
+    *swiglu_fn = swiglu;
 }
 
 void fill_kernels_avx2(VecDotFn* vec_dot, FromFloatFn* quantize_row) {

@@ -21,7 +21,7 @@ namespace moelite {
 
 void fill_kernels_avx2(VecDotFn* vec_dot, FromFloatFn* quantize_row);
 // Row dequantizers and float row kernels, from quant/kernels_avx2.cpp.
-void fill_float_rows_avx2(ToFloatFn* to_float, ScaleAddFn* scale_add);
+void fill_float_rows_avx2(ToFloatFn* to_float, ScaleAddFn* scale_add, SwigluFn* swiglu);
 void fill_kernels_avx512(VecDotFn* vec_dot, FromFloatFn* quantize_row);
 void fill_kernels_avx512vnni(VecDotFn* vec_dot, FromFloatFn* quantize_row);
 // Tile kernels (quant/gemm.h), from quant/gemm_avx2.cpp.

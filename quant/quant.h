@@ -30,6 +30,9 @@ using AttnAccumulateFn = void (*)(int64_t rows, int64_t keys, int64_t dv, const 
 // x[i] = exp(x[i] - m) for i < n, where x[i] <= m or x[i] = -inf (giving 0);
 // returns the sum of the new x.
 using ExpSubFn = float (*)(int64_t n, float* x, float m);
+// out[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i] for i < n (the
+// gated feed-forward's activation).
+using SwigluFn = void (*)(int64_t n, const float* g, const float* u, float* out);
 
 // Non-finite input. from_float never has undefined behaviour: a block (of
 // the type's block size; the whole 256-element super-block for K-quants) that
@@ -61,5 +64,7 @@ void attn_scores_f32(int64_t rows, int64_t keys, int64_t d, const float* q, size
 void attn_accumulate_f32(int64_t rows, int64_t keys, int64_t dv, const float* p, size_t p_stride, const float* v,
                          size_t v_stride, float* acc, size_t acc_stride);
 float exp_sub_f32(int64_t n, float* x, float m);
+// The scalar reference of SwigluFn (std::exp).
+void swiglu_f32(int64_t n, const float* g, const float* u, float* out);
 
 }  // namespace moelite

@@ -92,6 +92,10 @@ void attn_accumulate_f32(int64_t rows, int64_t keys, int64_t dv, const float* p,
         }
 }
 
+void swiglu_f32(int64_t n, const float* g, const float* u, float* out) {
+    for (int64_t i = 0; i < n; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
 float exp_sub_f32(int64_t n, float* x, float m) {
     double sum = 0.0;
     for (int64_t i = 0; i < n; ++i) {

@@ -645,6 +645,36 @@ TEST_CASE("kernels: every ISA's scale_add equals the reference up to rounding") 
     }
 }
 
+TEST_CASE("kernels: every ISA's swiglu equals the reference up to rounding") {
+    note_skipped_isas();
+    for (Isa isa : isa_supported()) {
+        const KernelTable& table = kernel_table(isa);
+        REQUIRE(bool(table.swiglu));
+        for (int64_t n : {1, 7, 8, 9, 31, 64, 513}) {
+            std::vector<float> g = test::random_floats(size_t(n), uint32_t(n), 6.0f);
+            const std::vector<float> u = test::random_floats(size_t(n), uint32_t(n + 1000), 2.0f);
+            // the exp's edges: far below its range, huge, zero, infinities, NaN
+            const float edges[] = {-100.0f, -87.0f, 88.0f, 1e30f, -0.0f, INFINITY, -INFINITY, NAN};
+            for (size_t e = 0; e < std::size(edges) && e < size_t(n); ++e) g[size_t(n - 1) - e] = edges[e];
+            std::vector<float> want(static_cast<size_t>(n)), got(static_cast<size_t>(n) + 1, -7.0f);
+            swiglu_f32(n, g.data(), u.data(), want.data());
+            table.swiglu(n, g.data(), u.data(), got.data());
+            CHECK(got.back() == -7.0f);
+            for (int64_t i = 0; i < n; ++i) {
+                const float w = want[size_t(i)], o = got[size_t(i)];
+                INFO(isa_name(isa) << " n=" << n << " g=" << g[size_t(i)] << " u=" << u[size_t(i)] << " ref=" << w
+                                   << " got=" << o);
+                if (std::isnan(w) || std::isinf(w)) {
+                    CHECK((std::isnan(w) ? std::isnan(o) : o == w));
+                    continue;
+                }
+                // a few ulp of the exp, the division and two products
+                CHECK(std::fabs(double(o) - double(w)) <= 2e-6 * std::fabs(double(w)) + 1e-37);
+            }
+        }
+    }
+}
+
 TEST_CASE("kernels: every ISA's blocked-attention kernels equal the references up to rounding") {
     note_skipped_isas();
     for (Isa isa : isa_supported()) {

@@ -139,8 +139,23 @@ void op_silu(const Tensor& node, const OpContext& ctx) { unary_rows(node, ctx, s
 
 void op_sigmoid(const Tensor& node, const OpContext& ctx) { unary_rows(node, ctx, sigmoid_f); }
 
+// Contiguous rows of the same length take the table's row kernel.
 void op_swiglu(const Tensor& node, const OpContext& ctx) {
-    binary_rows(node, ctx, [](float g, float u) { return silu_f(g) * u; });
+    const Tensor& a = *node.src[0];
+    const Tensor& b = *node.src[1];
+    if (a.nb[0] != sizeof(float) || b.nb[0] != sizeof(float) || b.ne[0] != node.ne[0]) {
+        binary_rows(node, ctx, [](float g, float u) { return silu_f(g) * u; });
+        return;
+    }
+    int64_t r0, r1;
+    split_range(node.nrows(), ctx.ith, ctx.nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; ++r) {
+        int64_t i1, i2, i3;
+        unravel_row(node, r, &i1, &i2, &i3);
+        ctx.kt->swiglu(node.ne[0], reinterpret_cast<const float*>(row_ptr(a, i1, i2, i3)),
+                       reinterpret_cast<const float*>(row_ptr(b, i1 % b.ne[1], i2 % b.ne[2], i3 % b.ne[3])),
+                       reinterpret_cast<float*>(row_ptr_mut(node, i1, i2, i3)));
+    }
 }
 
 }  // namespace moelite::cpu
