@@ -130,6 +130,41 @@ void attn_accumulate(int64_t rows, int64_t keys, int64_t dv, const float* p, siz
     });
 }
 
+// Groups of 8 rows by 8 columns transposed in registers (unpack pairs, then
+// quads, then swap the 128-bit halves); a ragged last group of rows, or of
+// columns, goes element by element.
+void attn_transpose(int64_t d, int64_t n, const float* rows, size_t row_stride, float* dst, size_t dst_stride) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const float* r = rows + size_t(j) * row_stride;
+        int64_t i = 0;
+        for (; i + 8 <= d; i += 8) {
+            __m256 v[8];
+            for (int q = 0; q < 8; ++q) v[q] = _mm256_loadu_ps(r + size_t(q) * row_stride + i);
+            __m256 t[8], s[8];
+            for (int q = 0; q < 8; q += 2) {
+                t[q] = _mm256_unpacklo_ps(v[q], v[q + 1]);
+                t[q + 1] = _mm256_unpackhi_ps(v[q], v[q + 1]);
+            }
+            for (int q = 0; q < 8; q += 4) {
+                s[q] = _mm256_shuffle_ps(t[q], t[q + 2], 0x44);
+                s[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], 0xee);
+                s[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0x44);
+                s[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0xee);
+            }
+            float* o = dst + size_t(i) * dst_stride + j;
+            for (int q = 0; q < 4; ++q) {
+                _mm256_storeu_ps(o + size_t(q) * dst_stride, _mm256_permute2f128_ps(s[q], s[q + 4], 0x20));
+                _mm256_storeu_ps(o + size_t(q + 4) * dst_stride, _mm256_permute2f128_ps(s[q], s[q + 4], 0x31));
+            }
+        }
+        for (; i < d; ++i)
+            for (int64_t jj = j; jj < j + 8; ++jj) dst[size_t(i) * dst_stride + jj] = rows[size_t(jj) * row_stride + i];
+    }
+    for (; j < n; ++j)
+        for (int64_t i = 0; i < d; ++i) dst[size_t(i) * dst_stride + j] = rows[size_t(j) * row_stride + i];
+}
+
 float exp_sub(int64_t n, float* x, float m) {
     const __m256 vm = _mm256_set1_ps(m);
     __m256 sum = _mm256_setzero_ps();
@@ -149,8 +184,10 @@ float exp_sub(int64_t n, float* x, float m) {
 
 }  // namespace
 
-void fill_attn_avx2(AttnScoresFn* scores, AttnAccumulateFn* accumulate, ExpSubFn* exp_sub_fn) {
+void fill_attn_avx2(AttnScoresFn* scores, AttnTransposeFn* transpose, AttnAccumulateFn* accumulate,
+                    ExpSubFn* exp_sub_fn) {
     *scores = attn_scores;
+    *transpose = attn_transpose;
     *accumulate = attn_accumulate;
     *exp_sub_fn = exp_sub;
 }

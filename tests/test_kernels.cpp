@@ -679,7 +679,19 @@ TEST_CASE("kernels: every ISA's blocked-attention kernels equal the references u
     note_skipped_isas();
     for (Isa isa : isa_supported()) {
         const KernelTable& table = kernel_table(isa);
-        REQUIRE((table.attn_scores && table.attn_accumulate && table.exp_sub));
+        REQUIRE((table.attn_scores && table.attn_transpose && table.attn_accumulate && table.exp_sub));
+        // The transposition is exact, strided on both sides, and writes nothing else.
+        for (auto [d, n] : {std::pair{1, 1}, std::pair{8, 8}, std::pair{7, 8}, std::pair{64, 8}, std::pair{40, 5},
+                            std::pair{576, 8}, std::pair{19, 13}, std::pair{3, 24}}) {
+            INFO(isa_name(isa) << " d=" << d << " n=" << n);
+            const size_t row_stride = size_t(d) + 3, dst_stride = size_t(n) + 5;
+            const auto src = test::random_floats(size_t(n) * row_stride, uint32_t(d * 31 + n), 1.0f);
+            std::vector<float> want(size_t(d) * dst_stride, -7.0f), got = want;
+            attn_transpose_f32(d, n, src.data(), row_stride, want.data(), dst_stride);
+            table.attn_transpose(d, n, src.data(), row_stride, got.data(), dst_stride);
+            CHECK(got == want);
+            CHECK(want[size_t(d - 1) * dst_stride + size_t(n - 1)] == src[size_t(n - 1) * row_stride + size_t(d - 1)]);
+        }
         // Row and column counts across the kernels' tiles (4 rows, 16 and 8 columns) and their tails.
         for (auto [rows, keys, d] : {std::tuple{1, 1, 1}, std::tuple{4, 16, 64}, std::tuple{7, 37, 40},
                                      std::tuple{32, 64, 576}, std::tuple{5, 8, 3}, std::tuple{3, 23, 129}}) {
@@ -890,8 +902,8 @@ TEST_CASE("kernels: isa_supported agrees with cpu_features and the kernel's cpui
     std::string line, flags;
     while (std::getline(cpuinfo, line)) {
         if (line.rfind("flags", 0) == 0) {
-            flags = " ";  // (built up in steps: GCC 12 warns falsely on " " + std::string)
-            flags += line.substr(line.find(':') + 1);
+            flags.assign(1, ' ');  // (built up in steps: GCC 12 warns falsely on " " + std::string, and on = " ")
+            flags.append(line, line.find(':') + 1, std::string::npos);
             flags += " ";
             break;
         }

@@ -325,8 +325,7 @@ void op_flash_attn(const Tensor& node, const OpContext& ctx) {
                 for (int64_t jj = 0; jj < n8; ++jj)
                     k_to_float(static_cast<const char*>(k.data) + (j0 + j + jj) * k.nb[1] + kvh * k.nb[2], row + jj * D,
                                D);
-                for (int64_t i = 0; i < D; ++i)
-                    for (int64_t jj = 0; jj < n8; ++jj) keys_t[i * l.keys + j + jj] = row[jj * D + i];
+                kt.attn_transpose(D, n8, row, size_t(D), keys_t + j, size_t(l.keys));
             }
             for (int64_t j = 0; j < nj; ++j)
                 v_to_float(static_cast<const char*>(v.data) + (j0 + j) * v.nb[1] + kvh * v.nb[2], values + j * Dv, Dv);
