@@ -492,19 +492,30 @@ std::vector<uint16_t> random_bf16(size_t count, uint32_t seed) {
     return out;
 }
 
-// Activation rows (n rows of k bf16) into panels of quant/gemm.h.
-std::vector<uint8_t> make_panels(const std::vector<uint16_t>& x, int64_t n, int64_t k, int64_t k_pad) {
-    const int64_t panels = (n + kBf16PanelRows - 1) / kBf16PanelRows;
+// Weight rows (m rows of k bf16) into the two panels of quant/gemm.h; rows
+// past m hold NaN bits (odd ones) or zeros: they may be read, never written out.
+std::vector<uint8_t> make_panels(const std::vector<uint16_t>& w, int64_t m, int64_t k, int64_t k_pad) {
     const size_t panel_bytes = size_t(k_pad / kBf16Chunk) * kBf16ChunkBytes;
-    std::vector<uint8_t> out(panel_bytes * size_t(panels), 0xff);  // rows past n: NaN bits
-    for (int64_t j = 0; j < panels * kBf16PanelRows; ++j) {
-        uint8_t* panel = out.data() + size_t(j / kBf16PanelRows) * panel_bytes;
-        if (j < n) {
-            bf16_panel_put_row(x.data() + j * k, k, k_pad, j % kBf16PanelRows, panel);
-        } else if (j % 2 == 0) {
-            const std::vector<uint16_t> zeros(size_t(k), 0);
-            bf16_panel_put_row(zeros.data(), k, k_pad, j % kBf16PanelRows, panel);
-        }
+    std::vector<uint8_t> out(panel_bytes * size_t(kBf16MaxRows / kBf16PanelRows), 0xff);
+    const std::vector<uint16_t> zeros(size_t(k), 0);
+    for (int64_t i = 0; i < kBf16MaxRows; ++i) {
+        uint8_t* panel = out.data() + size_t(i / kBf16PanelRows) * panel_bytes;
+        if (i < m)
+            bf16_panel_put_row(w.data() + i * k, k, k_pad, i % kBf16PanelRows, panel);
+        else if (i % 2 == 0)
+            bf16_panel_put_row(zeros.data(), k, k_pad, i % kBf16PanelRows, panel);
+    }
+    return out;
+}
+
+// Activation rows (n rows of k bf16) as the tiles read them: k_pad elements
+// each (zeros past k), n rounded up to 16 rows, those past n NaN.
+std::vector<uint16_t> make_x_rows(const std::vector<uint16_t>& x, int64_t n, int64_t k, int64_t k_pad) {
+    const int64_t rows = (n + kBf16PanelRows - 1) / kBf16PanelRows * kBf16PanelRows;
+    std::vector<uint16_t> out(size_t(rows * k_pad), 0x7fc0);
+    for (int64_t j = 0; j < n; ++j) {
+        std::copy_n(x.begin() + j * k, k, out.begin() + j * k_pad);
+        std::fill(out.begin() + j * k_pad + k, out.begin() + (j + 1) * k_pad, uint16_t(0));
     }
     return out;
 }
@@ -516,11 +527,10 @@ TEST_CASE("kernels: the bf16 panel layout and reference tile product compute pla
     const int64_t k = 70, k_pad = 96, m = 21, n = 19;
     const auto a_rows = random_bf16(size_t(m * k), 1);
     const auto x_rows = random_bf16(size_t(n * k), 2);
-    std::vector<uint16_t> a(size_t(32 * k_pad), 0);
-    for (int64_t i = 0; i < m; ++i) std::copy_n(a_rows.begin() + i * k, k, a.begin() + i * k_pad);
-    const auto panels = make_panels(x_rows, n, k, k_pad);
+    const auto panels = make_panels(a_rows, m, k, k_pad);
+    const auto x = make_x_rows(x_rows, n, k, k_pad);
     std::vector<float> out(size_t(n * 40), -7.0f);
-    gemm_bf16_ref(k_pad, m, n, a.data(), size_t(k_pad) * 2, panels.data(), out.data(), 40 * sizeof(float));
+    gemm_bf16_ref(k_pad, m, n, panels.data(), x.data(), size_t(k_pad) * 2, out.data(), 40 * sizeof(float));
     for (int64_t j = 0; j < n; ++j) {
         for (int64_t i = 0; i < m; ++i) {
             double want = 0.0;
@@ -538,22 +548,22 @@ TEST_CASE("kernels: the bf16 self-check passes the reference and fails wrong ker
     CHECK(gemm_bf16_self_check(gemm_bf16_ref));
     // Operands swapped within a pair, a row too few, one sum off by one.
     const Bf16GemmFn wrong[] = {
-        [](int64_t k_pad, int64_t m, int64_t n, const uint16_t* a, size_t a_stride, const void* b, float* out,
-           size_t out_stride) { gemm_bf16_ref(k_pad, m - 1, n, a, a_stride, b, out, out_stride); },
-        [](int64_t k_pad, int64_t m, int64_t n, const uint16_t* a, size_t a_stride, const void* b, float* out,
+        [](int64_t k_pad, int64_t m, int64_t n, const void* w, const uint16_t* x, size_t x_stride, float* out,
+           size_t out_stride) { gemm_bf16_ref(k_pad, m - 1, n, w, x, x_stride, out, out_stride); },
+        [](int64_t k_pad, int64_t m, int64_t n, const void* w, const uint16_t* x, size_t x_stride, float* out,
            size_t out_stride) {
-            gemm_bf16_ref(k_pad, m, n, a, a_stride, b, out, out_stride);
+            gemm_bf16_ref(k_pad, m, n, w, x, x_stride, out, out_stride);
             reinterpret_cast<float*>(reinterpret_cast<char*>(out) + size_t(n - 1) * out_stride)[m - 1] += 1.0f;
         },
-        [](int64_t k_pad, int64_t m, int64_t n, const uint16_t* a, size_t a_stride, const void* b, float* out,
+        [](int64_t k_pad, int64_t m, int64_t n, const void* w, const uint16_t* x, size_t x_stride, float* out,
            size_t out_stride) {
-            // Pairs read the other way round: a's element 2r + 1 with b's 2r.
-            std::vector<uint16_t> swapped(size_t(kBf16MaxRows * k_pad));
-            for (int64_t i = 0; i < kBf16MaxRows; ++i)
+            // Pairs read the other way round: x's element 2r + 1 with w's 2r.
+            std::vector<uint16_t> swapped(size_t(n * k_pad));
+            for (int64_t j = 0; j < n; ++j)
                 for (int64_t e = 0; e < k_pad; ++e)
-                    swapped[size_t(i * k_pad + (e ^ 1))] =
-                        reinterpret_cast<const uint16_t*>(reinterpret_cast<const char*>(a) + size_t(i) * a_stride)[e];
-            gemm_bf16_ref(k_pad, m, n, swapped.data(), size_t(k_pad) * 2, b, out, out_stride);
+                    swapped[size_t(j * k_pad + (e ^ 1))] =
+                        reinterpret_cast<const uint16_t*>(reinterpret_cast<const char*>(x) + size_t(j) * x_stride)[e];
+            gemm_bf16_ref(k_pad, m, n, w, swapped.data(), size_t(k_pad) * 2, out, out_stride);
         }};
     for (Bf16GemmFn fn : wrong) CHECK_FALSE(gemm_bf16_self_check(fn));
 }
@@ -588,15 +598,14 @@ TEST_CASE("kernels: every ISA's bf16 tile product equals the reference") {
         for (Shape s : {Shape{32, 1, 1}, Shape{64, 16, 16}, Shape{96, 32, 32}, Shape{1536, 32, 67}, Shape{160, 17, 33},
                         Shape{224, 5, 50}, Shape{4096, 24, 16}}) {
             const int64_t k_pad = s.k;
-            // Rows past m (up to 32) hold NaN: they may be read, never written out.
-            std::vector<uint16_t> a = random_bf16(size_t(s.m * k_pad), uint32_t(s.k + s.m));
-            a.resize(size_t(32 * k_pad), 0x7fc0);
-            const auto x = random_bf16(size_t(s.n * s.k), uint32_t(s.n));
-            const auto panels = make_panels(x, s.n, s.k, k_pad);
+            // Weight rows past m and activation rows past n (up to 32 and the
+            // next 16) hold NaN: they may be read, never written out.
+            const auto panels = make_panels(random_bf16(size_t(s.m * s.k), uint32_t(s.k + s.m)), s.m, s.k, k_pad);
+            const auto x = make_x_rows(random_bf16(size_t(s.n * s.k), uint32_t(s.n)), s.n, s.k, k_pad);
             const size_t stride = size_t(s.m + 3) * sizeof(float);
             std::vector<float> want(size_t(s.n * (s.m + 3)), -7.0f), got = want;
-            gemm_bf16_ref(k_pad, s.m, s.n, a.data(), size_t(k_pad) * 2, panels.data(), want.data(), stride);
-            table.gemm_bf16(k_pad, s.m, s.n, a.data(), size_t(k_pad) * 2, panels.data(), got.data(), stride);
+            gemm_bf16_ref(k_pad, s.m, s.n, panels.data(), x.data(), size_t(k_pad) * 2, want.data(), stride);
+            table.gemm_bf16(k_pad, s.m, s.n, panels.data(), x.data(), size_t(k_pad) * 2, got.data(), stride);
             double err = 0.0, ref = 0.0;
             bool untouched = true;
             for (int64_t j = 0; j < s.n; ++j) {
@@ -1221,12 +1230,12 @@ TEST_CASE("kernels: bf16 tile speed" * doctest::skip()) {
         MESSAGE("SKIPPED: the active table (" << std::string(isa_name(table.isa)) << ") has no bf16 tile product");
         return;
     }
+    const auto panels = make_panels(bf16, m, k, k);
     for (int64_t n : {64, 512}) {
-        const auto x = random_bf16(size_t(n * k), 5);
-        const auto panels = make_panels(x, n, k, k);
+        const auto x = make_x_rows(random_bf16(size_t(n * k), 5), n, k, k);
         std::vector<float> out(size_t(n * m));
         const double t = seconds_per([&] {
-            table.gemm_bf16(k, m, n, bf16.data(), size_t(k) * 2, panels.data(), out.data(), size_t(m) * sizeof(float));
+            table.gemm_bf16(k, m, n, panels.data(), x.data(), size_t(k) * 2, out.data(), size_t(m) * sizeof(float));
         });
         MESSAGE("bf16 tiles n=" << n << ": " << t * 1e9 / double(m * n) << " ns/output, "
                                 << 2.0 * double(m * n * k) / t * 1e-9 << " GFLOP/s");

@@ -109,8 +109,8 @@ size_t bf16_panel_bytes(int64_t k) {
     return size_t(bf16_k_pad(k) / kBf16Chunk) * kBf16ChunkBytes;
 }
 
-void weight_rows_to_bf16(const KernelTable& kt, const Tensor& w, const char* base, int64_t first, int64_t rows,
-                         float* floats, char* group, uint16_t* dst) {
+void weight_rows_to_panels(const KernelTable& kt, const Tensor& w, const char* base, int64_t first, int64_t rows,
+                           float* floats, uint16_t* bf16, char* group, char* dst) {
     const int64_t K = w.ne[0], k_pad = bf16_k_pad(K);
     const bool repacked = (w.flags & kTensorRepacked) != 0;
     const ToFloatFn to_float = row_to_float(kt, w.type);
@@ -122,22 +122,22 @@ void weight_rows_to_bf16(const KernelTable& kt, const Tensor& w, const char* bas
             if (i % kRepackRows == 0) unpack_rows(w.type, K, kRepackRows, src, group);
             src = group + (i % kRepackRows) * w.row_bytes();
         }
-        uint16_t* row = dst + i * k_pad;
         to_float(src, floats, K);
-        to_bf16(floats, row, K);
-        std::fill(row + K, row + k_pad, uint16_t(0));
+        to_bf16(floats, bf16, K);
+        bf16_panel_put_row(bf16, K, k_pad, i % kBf16PanelRows, dst + size_t(i / kBf16PanelRows) * bf16_panel_bytes(K));
     }
 }
 
-void activation_to_panel(const KernelTable& kt, DType vdt, const void* converted, int64_t k, int64_t j, float* floats,
-                         uint16_t* bf16, void* panel) {
+void activation_to_bf16(const KernelTable& kt, DType vdt, const void* converted, int64_t k, float* floats,
+                        uint16_t* dst) {
+    const int64_t k_pad = bf16_k_pad(k);
     if (converted == nullptr) {
-        bf16_panel_put_row(bf16, 0, bf16_k_pad(k), j, panel);
+        std::fill(dst, dst + k_pad, uint16_t(0));
         return;
     }
     row_to_float(kt, vdt)(converted, floats, k);
-    row_from_float(kt, DType::BF16)(floats, bf16, k);
-    bf16_panel_put_row(bf16, k, bf16_k_pad(k), j, panel);
+    row_from_float(kt, DType::BF16)(floats, dst, k);
+    std::fill(dst + k, dst + k_pad, uint16_t(0));
 }
 
 }  // namespace matmul
@@ -246,10 +246,11 @@ bool uses_amx(const Tensor& node, const KernelTable& kt) {
     return node.src[1]->ne[1] >= kAmxMinCols && amx_weight_type(kt, node.src[0]->type);
 }
 
-// Scratch of mul_mat_amx. Shared: the activation panels (quant/gemm.h), per
-// batch. Per thread: a gathered activation row, its vec_dot_type row, a float
-// row, a bf16 row, the unit's weight rows as bf16, and a group of rows
-// unpacked from the repacked layout.
+// Scratch of mul_mat_amx. Shared: the activation rows as bf16 (quant/gemm.h),
+// per batch, in blocks of kBf16PanelRows rows (the last one padded with
+// zeros). Per thread: a gathered activation row, its vec_dot_type row, a
+// float row, a bf16 row, the unit's weight rows in bf16 panels, and a group of
+// rows unpacked from the repacked layout.
 struct AmxLayout {
     int64_t n_panels;
     size_t panel_bytes, shared;
@@ -355,10 +356,10 @@ void mul_mat_fly(const Tensor& node, const OpContext& ctx, size_t stride, char* 
 
 // mul_mat through the bf16 tile product (uses_amx). First the activation rows
 // are rounded as every other path rounds them (to the weight's vec_dot_type
-// and back), then to bf16, into panels (quant/gemm.h), 16 rows per unit of
-// work. After a barrier, units of kBf16MaxRows weight rows: each thread
-// dequantizes its unit's rows to bf16 once into its scratch and multiplies
-// them with every panel of the batch.
+// and back), then to bf16 (quant/gemm.h), 16 rows per unit of work. After a
+// barrier, units of kBf16MaxRows weight rows: each thread dequantizes its
+// unit's rows to bf16 panels once into its scratch and multiplies them with
+// every activation row of the batch.
 void mul_mat_amx(const Tensor& node, const OpContext& ctx) {
     const Tensor& w = *node.src[0];
     const Tensor& x = *node.src[1];
@@ -371,22 +372,23 @@ void mul_mat_amx(const Tensor& node, const OpContext& ctx) {
     auto* gather = reinterpret_cast<float*>(scratch + l.gather_at);
     auto* floats = reinterpret_cast<float*>(scratch + l.float_at);
     auto* bf16 = reinterpret_cast<uint16_t*>(scratch + l.bf16_at);
-    auto* unit = reinterpret_cast<uint16_t*>(scratch + l.unit_at);
+    char* unit = scratch + l.unit_at;
 
     const FromFloatFn quantize = row_from_float(*ctx.kt, vdt);
     int64_t p0, p1;
     split_range(n_batch * l.n_panels, ctx.ith, ctx.nth, &p0, &p1);
     for (int64_t p = p0; p < p1; ++p) {
         const int64_t b = p / l.n_panels, i2 = b % x.ne[2], i3 = b / x.ne[2];
-        char* panel = ctx.wdata + size_t(p) * l.panel_bytes;
+        auto* rows = reinterpret_cast<uint16_t*>(ctx.wdata + size_t(p) * l.panel_bytes);
         for (int64_t j = 0; j < kBf16PanelRows; ++j) {
             const int64_t n = (p % l.n_panels) * kBf16PanelRows + j;
+            uint16_t* dst = rows + j * bf16_k_pad(K);
             if (n >= N) {
-                activation_to_panel(*ctx.kt, vdt, nullptr, K, j, floats, bf16, panel);
+                activation_to_bf16(*ctx.kt, vdt, nullptr, K, floats, dst);
                 continue;
             }
             quantize(x_row_floats(x, n, i2, i3, gather), scratch + l.quant_at, K);
-            activation_to_panel(*ctx.kt, vdt, scratch + l.quant_at, K, j, floats, bf16, panel);
+            activation_to_bf16(*ctx.kt, vdt, scratch + l.quant_at, K, floats, dst);
         }
     }
     ctx.barrier();
@@ -398,10 +400,11 @@ void mul_mat_amx(const Tensor& node, const OpContext& ctx) {
         const int64_t b = u / n_mblk, i2 = b % x.ne[2], i3 = b / x.ne[2];
         const int64_t m0 = (u % n_mblk) * kBf16MaxRows, rows = std::min(kBf16MaxRows, M - m0);
         const char* wb = static_cast<const char*>(w.data) + (i2 / r2) * w.nb[2] + (i3 / r3) * w.nb[3];
-        weight_rows_to_bf16(*ctx.kt, w, wb, m0, rows, floats, scratch + l.group_at, unit);
+        weight_rows_to_panels(*ctx.kt, w, wb, m0, rows, floats, bf16, scratch + l.group_at, unit);
         float* out = reinterpret_cast<float*>(static_cast<char*>(node.data) + i2 * node.nb[2] + i3 * node.nb[3]) + m0;
-        ctx.kt->gemm_bf16(bf16_k_pad(K), rows, N, unit, sizeof(uint16_t) * size_t(bf16_k_pad(K)),
-                          ctx.wdata + size_t(b * l.n_panels) * l.panel_bytes, out, node.nb[1]);
+        ctx.kt->gemm_bf16(bf16_k_pad(K), rows, N, unit,
+                          reinterpret_cast<const uint16_t*>(ctx.wdata + size_t(b * l.n_panels) * l.panel_bytes),
+                          sizeof(uint16_t) * size_t(bf16_k_pad(K)), out, node.nb[1]);
     }
 }
 

@@ -11,8 +11,9 @@
 //     counting sort that keeps token order) and plans the work units.
 //  2. With the AMX table (matmul::amx_weight_type) and at least kAmxMinCols
 //     tokens, experts with at least kAmxMinExpertRows rows take the bf16 tile
-//     product: their activation rows are put into panels (quant/gemm.h),
-//     shared by all threads, then a barrier.
+//     product: their activation rows are rounded to bf16 rows (quant/gemm.h)
+//     in blocks of kBf16PanelRows per expert (xblocks, the last padded with
+//     zeros), shared by all threads, then a barrier.
 //  3. The units, split evenly between threads: per chosen expert, blocks of
 //     kBf16MaxRows weight rows (bf16 tiles, dequantized once per unit) or of
 //     kRowsPerUnit rows (tile kernels; repacked on the fly into the thread's
@@ -55,13 +56,13 @@ bool moe_amx(const Tensor& node, const KernelTable& kt) {
 // start of its list (n_expert + 1 ints, the last is k * T), a fill cursor per
 // expert, the lists (k * T ints, each an output row j + k * t), the experts
 // in use (a count, then n_expert ints), per expert in use the first of its
-// units and of its panels (n_expert + 1 ints each, over the experts in use in
-// order; an expert without panels takes the plain tiles), then the panels.
+// units and of its xblocks (n_expert + 1 ints each, over the experts in use in
+// order; an expert without xblocks takes the plain tiles), then the xblocks.
 // Per thread: a gathered activation row, a unit of repacked rows, and for the
-// tiles a float row, a bf16 row, the unit's bf16 weight rows and its outputs
+// tiles a float row, a bf16 row, the unit's weight rows in bf16 panels and its outputs
 // (experts are never repacked at load, so no group of rows is unpacked).
 struct MoeLayout {
-    size_t conv_bytes, offsets_at, cursor_at, entries_at, active_at, unit_first_at, panel_first_at, panels_at, total;
+    size_t conv_bytes, offsets_at, cursor_at, entries_at, active_at, unit_first_at, xblock_first_at, xblocks_at, total;
     size_t gather_at, repack_at, float_at, bf16_at, unit_at, out_at, per_thread;
 };
 
@@ -80,13 +81,13 @@ MoeLayout moe_layout(const Tensor& node, const KernelTable& kt) {
     l.entries_at = l.cursor_at + ints(n_expert);
     l.active_at = l.entries_at + ints(rows);
     l.unit_first_at = l.active_at + ints(n_expert + 1);
-    l.panel_first_at = l.unit_first_at + ints(n_expert + 1);
-    l.panels_at = l.panel_first_at + ints(n_expert + 1);
+    l.xblock_first_at = l.unit_first_at + ints(n_expert + 1);
+    l.xblocks_at = l.xblock_first_at + ints(n_expert + 1);
     // An expert on tiles has at least kAmxMinExpertRows rows and its last
-    // panel is the only one not full: at most rows / kBf16PanelRows full
-    // panels, and one more per such expert.
+    // xblock is the only one not full: at most rows / kBf16PanelRows full
+    // xblocks, and one more per such expert.
     const int64_t tile_experts = std::min(n_expert, rows / kAmxMinExpertRows);
-    l.total = l.panels_at + (amx ? bf16_panel_bytes(K) * size_t(rows / kBf16PanelRows + tile_experts) : 0);
+    l.total = l.xblocks_at + (amx ? bf16_panel_bytes(K) * size_t(rows / kBf16PanelRows + tile_experts) : 0);
 
     l.gather_at = 0;
     l.repack_at = l.gather_at + align_up(sizeof(float) * size_t(K));
@@ -141,8 +142,8 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
     int32_t* entries = reinterpret_cast<int32_t*>(ctx.wdata + l.entries_at);
     int32_t* active = reinterpret_cast<int32_t*>(ctx.wdata + l.active_at);
     int32_t* unit_first = reinterpret_cast<int32_t*>(ctx.wdata + l.unit_first_at);
-    int32_t* panel_first = reinterpret_cast<int32_t*>(ctx.wdata + l.panel_first_at);
-    char* panels = ctx.wdata + l.panels_at;
+    int32_t* xblock_first = reinterpret_cast<int32_t*>(ctx.wdata + l.xblock_first_at);
+    char* xblocks = ctx.wdata + l.xblocks_at;
     char* scratch = ctx.thread_scratch();
 
     if (!in_place) {
@@ -183,38 +184,37 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
             prefetch_mapped(static_cast<const char*>(w.data) + active[1 + i] * w.nb[2], w.nb[2]);
         for (int64_t t = 0; t < T; ++t)
             for (int64_t j = 0; j < k; ++j) entries[cursor[expert_of(j, t)]++] = int32_t(j + k * t);
-        // The units and panels of each expert in use, in order.
-        unit_first[0] = panel_first[0] = 0;
+        // The units and xblocks of each expert in use, in order.
+        unit_first[0] = xblock_first[0] = 0;
         for (int32_t i = 0; i < n_active; ++i) {
             const int32_t e = active[1 + i];
             const int64_t block = on_tiles(e) ? kBf16MaxRows : kRowsPerUnit;
             unit_first[i + 1] = unit_first[i] + int32_t((M + block - 1) / block);
-            panel_first[i + 1] =
-                panel_first[i] + (on_tiles(e) ? int32_t((rows_of(e) + kBf16PanelRows - 1) / kBf16PanelRows) : 0);
+            xblock_first[i + 1] =
+                xblock_first[i] + (on_tiles(e) ? int32_t((rows_of(e) + kBf16PanelRows - 1) / kBf16PanelRows) : 0);
         }
     }
     ctx.barrier();
     const int32_t n_active = active[0];
-    const size_t panel_bytes = amx ? bf16_panel_bytes(K) : 0;
+    const size_t xblock_bytes = amx ? bf16_panel_bytes(K) : 0;
     auto* floats = reinterpret_cast<float*>(scratch + l.float_at);
     // The expert in use whose range of `first` holds index u.
     auto owner = [&](const int32_t* first, int64_t u) {
         return int32_t(std::upper_bound(first, first + n_active + 1, int32_t(u)) - first) - 1;
     };
 
-    if (amx && panel_first[n_active] > 0) {
-        auto* bf16 = reinterpret_cast<uint16_t*>(scratch + l.bf16_at);
+    if (amx && xblock_first[n_active] > 0) {
         int64_t p0, p1;
-        split_range(panel_first[n_active], ctx.ith, ctx.nth, &p0, &p1);
+        split_range(xblock_first[n_active], ctx.ith, ctx.nth, &p0, &p1);
         for (int64_t p = p0; p < p1; ++p) {
-            const int32_t i = owner(panel_first, p), e = active[1 + i];
-            char* panel = panels + size_t(p) * panel_bytes;
+            const int32_t i = owner(xblock_first, p), e = active[1 + i];
+            auto* rows = reinterpret_cast<uint16_t*>(xblocks + size_t(p) * xblock_bytes);
             for (int64_t r = 0; r < kBf16PanelRows; ++r) {
-                const int64_t q = offsets[e] + (p - panel_first[i]) * kBf16PanelRows + r;
+                const int64_t q = offsets[e] + (p - xblock_first[i]) * kBf16PanelRows + r;
                 const void* row = nullptr;
                 if (q < offsets[e + 1])
                     row = x_row(x, in_place, ctx.wdata, stride, (entries[q] % k) % nx, entries[q] / k, 0);
-                activation_to_panel(*ctx.kt, vdt, row, K, r, floats, bf16, panel);
+                activation_to_bf16(*ctx.kt, vdt, row, K, floats, rows + r * bf16_k_pad(K));
             }
         }
         ctx.barrier();
@@ -238,11 +238,13 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
         const char* wb = static_cast<const char*>(w.data) + e * w.nb[2];
         if (on_tiles(e)) {
             const int64_t m0 = (u - unit_first[i]) * kBf16MaxRows, rows = std::min(kBf16MaxRows, M - m0);
-            auto* unit = reinterpret_cast<uint16_t*>(scratch + l.unit_at);
+            char* unit = scratch + l.unit_at;
             auto* out = reinterpret_cast<float*>(scratch + l.out_at);
-            weight_rows_to_bf16(*ctx.kt, w, wb, m0, rows, floats, nullptr, unit);
-            ctx.kt->gemm_bf16(bf16_k_pad(K), rows, end - begin, unit, sizeof(uint16_t) * size_t(bf16_k_pad(K)),
-                              panels + size_t(panel_first[i]) * panel_bytes, out, sizeof(float) * kBf16MaxRows);
+            weight_rows_to_panels(*ctx.kt, w, wb, m0, rows, floats, reinterpret_cast<uint16_t*>(scratch + l.bf16_at),
+                                  nullptr, unit);
+            ctx.kt->gemm_bf16(bf16_k_pad(K), rows, end - begin, unit,
+                              reinterpret_cast<const uint16_t*>(xblocks + size_t(xblock_first[i]) * xblock_bytes),
+                              sizeof(uint16_t) * size_t(bf16_k_pad(K)), out, sizeof(float) * kBf16MaxRows);
             for (int32_t q = begin; q < end; ++q)
                 std::memcpy(out_row(entries[q], m0), out + size_t(q - begin) * kBf16MaxRows,
                             sizeof(float) * size_t(rows));

@@ -59,20 +59,22 @@ inline const void* x_row(const Tensor& x, bool in_place, const char* conv, size_
 bool amx_weight_type(const KernelTable& kt, DType type);
 // Row length padded to whole chunks of the tile layout.
 int64_t bf16_k_pad(int64_t k);
-// Bytes of one panel of kBf16PanelRows activation rows.
+// Bytes of one panel of kBf16PanelRows weight rows, and of as many bf16
+// activation rows of k_pad elements.
 size_t bf16_panel_bytes(int64_t k);
 
-// Weight rows [first, first + rows) of w's matrix at `base` (rows
-// w.nb[1] apart) as bf16 rows of k_pad elements, zeros past K, into `dst`
-// (k_pad * 2 bytes apart). `floats` holds K floats; `group`, for a weight
-// repacked at load (kTensorRepacked), kRepackRows rows of w, and `first`
-// then is a multiple of kRepackRows.
-void weight_rows_to_bf16(const KernelTable& kt, const Tensor& w, const char* base, int64_t first, int64_t rows,
-                         float* floats, char* group, uint16_t* dst);
-// Puts an activation row, already rounded to vec_dot_type `vdt` (`converted`),
-// as row j of `panel`: back to floats, then to bf16, as every path rounds it.
-// `floats` holds K floats, `bf16` K bf16 values; null `converted` puts zeros.
-void activation_to_panel(const KernelTable& kt, DType vdt, const void* converted, int64_t k, int64_t j, float* floats,
-                         uint16_t* bf16, void* panel);
+// Weight rows [first, first + rows) of w's matrix at `base` (rows w.nb[1]
+// apart), rows <= kBf16MaxRows, as bf16 into the panels at `dst` (two of
+// bf16_panel_bytes(K)), zeros past K. `floats` holds K floats, `bf16` K bf16
+// values; `group`, for a weight repacked at load (kTensorRepacked),
+// kRepackRows rows of w, and `first` then is a multiple of kRepackRows.
+void weight_rows_to_panels(const KernelTable& kt, const Tensor& w, const char* base, int64_t first, int64_t rows,
+                           float* floats, uint16_t* bf16, char* group, char* dst);
+// An activation row, already rounded to vec_dot_type `vdt` (`converted`), as
+// a bf16 row of k_pad elements at `dst`, zeros past k: back to floats, then
+// to bf16, as every path rounds it. `floats` holds k floats; null
+// `converted` puts zeros.
+void activation_to_bf16(const KernelTable& kt, DType vdt, const void* converted, int64_t k, float* floats,
+                        uint16_t* dst);
 
 }  // namespace moelite::cpu::matmul
