@@ -1,7 +1,9 @@
 // AVX2 kernels of blocked attention (quant/quant.h: AttnScoresFn,
-// AttnAccumulateFn, ExpSubFn), used by flash_attn over blocks of queries and
-// keys (backends/cpu/ops_softmax_attn.cpp). Float arithmetic in another
-// order than the scalar references, and an exp within a few ulp of std::exp.
+// AttnAccumulateFn, ExpSubFn, and Transpose32Fn, which the AMX path's weight
+// panels use too), used by flash_attn over blocks of queries and keys
+// (backends/cpu/ops_softmax_attn.cpp). Float arithmetic in another order than
+// the scalar references, and an exp within a few ulp of std::exp; the
+// transposition copies bits.
 //
 // The rules of kernels_avx2.cpp apply: AVX2 flags by file name, plain headers,
 // everything internal but the registration function.
@@ -133,7 +135,9 @@ void attn_accumulate(int64_t rows, int64_t keys, int64_t dv, const float* p, siz
 // Groups of 8 rows by 8 columns transposed in registers (unpack pairs, then
 // quads, then swap the 128-bit halves); a ragged last group of rows, or of
 // columns, goes element by element.
-void attn_transpose(int64_t d, int64_t n, const float* rows, size_t row_stride, float* dst, size_t dst_stride) {
+void transpose32(int64_t d, int64_t n, const void* src, size_t row_stride, void* out, size_t dst_stride) {
+    const auto* rows = static_cast<const float*>(src);  // moved as floats: no arithmetic, every bit kept
+    auto* dst = static_cast<float*>(out);
     int64_t j = 0;
     for (; j + 8 <= n; j += 8) {
         const float* r = rows + size_t(j) * row_stride;
@@ -184,10 +188,10 @@ float exp_sub(int64_t n, float* x, float m) {
 
 }  // namespace
 
-void fill_attn_avx2(AttnScoresFn* scores, AttnTransposeFn* transpose, AttnAccumulateFn* accumulate,
+void fill_attn_avx2(AttnScoresFn* scores, Transpose32Fn* transpose, AttnAccumulateFn* accumulate,
                     ExpSubFn* exp_sub_fn) {
     *scores = attn_scores;
-    *transpose = attn_transpose;
+    *transpose = transpose32;
     *accumulate = attn_accumulate;
     *exp_sub_fn = exp_sub;
 }

@@ -54,7 +54,7 @@ KernelTable scalar_table() {
     t.isa = Isa::Scalar;
     t.scale_add = scale_add_f32;
     t.attn_scores = attn_scores_f32;
-    t.attn_transpose = attn_transpose_f32;
+    t.transpose32 = transpose32_ref;
     t.attn_accumulate = attn_accumulate_f32;
     t.exp_sub = exp_sub_f32;
     t.swiglu = swiglu_f32;
@@ -148,7 +148,7 @@ const Tables& tables() {
                                  fill_float_rows_avx2);
             // Every type it fills has a reference (the tests compare them).
             fill_dequant_avx2(t.table[1].to_float);
-            fill_attn_avx2(&t.table[1].attn_scores, &t.table[1].attn_transpose, &t.table[1].attn_accumulate,
+            fill_attn_avx2(&t.table[1].attn_scores, &t.table[1].transpose32, &t.table[1].attn_accumulate,
                            &t.table[1].exp_sub);
         }
         add_wide_tables(t.table, t.best, WideIsaFills{fill_kernels_avx512, fill_kernels_avx512vnni, fill_gemm_amx});

@@ -63,7 +63,7 @@ struct KernelTable {
     ScaleAddFn scale_add;
     // Blocked attention's kernels (quant/quant.h).
     AttnScoresFn attn_scores;
-    AttnTransposeFn attn_transpose;
+    Transpose32Fn transpose32;
     AttnAccumulateFn attn_accumulate;
     ExpSubFn exp_sub;
     // The gated feed-forward's activation (quant/quant.h).

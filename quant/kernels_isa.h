@@ -31,7 +31,7 @@ void fill_gemm_repacked_avx2(GemmFn* gemm_repacked);
 // Row dequantizers of the quantized types, from quant/dequant_avx2.cpp.
 void fill_dequant_avx2(ToFloatFn* to_float);
 // Blocked attention's kernels, from quant/attn_avx2.cpp.
-void fill_attn_avx2(AttnScoresFn* scores, AttnTransposeFn* transpose, AttnAccumulateFn* accumulate, ExpSubFn* exp_sub);
+void fill_attn_avx2(AttnScoresFn* scores, Transpose32Fn* transpose, AttnAccumulateFn* accumulate, ExpSubFn* exp_sub);
 // The bf16 tile product (quant/gemm.h), from quant/gemm_amx.cpp.
 void fill_gemm_amx(Bf16GemmFn* gemm_bf16);
 

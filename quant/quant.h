@@ -24,9 +24,11 @@ using ScaleAddFn = void (*)(int64_t n, float* y, float a, const float* x, float 
 // r < rows, j < keys (kt holds the keys transposed, one row per dimension).
 using AttnScoresFn = void (*)(int64_t rows, int64_t keys, int64_t d, const float* q, size_t q_stride, const float* kt,
                               size_t kt_stride, float* s, size_t s_stride);
-// dst[i][j] = rows[j][i] for i < d, j < n (keys transposed for the scores).
-using AttnTransposeFn = void (*)(int64_t d, int64_t n, const float* rows, size_t row_stride, float* dst,
-                                 size_t dst_stride);
+// dst[i][j] = rows[j][i] for i < d, j < n over 4-byte elements, strides
+// counting elements: bit copies (floats of attention's key blocks, bf16 pairs
+// of the AMX weight panels).
+using Transpose32Fn = void (*)(int64_t d, int64_t n, const void* rows, size_t row_stride, void* dst,
+                               size_t dst_stride);
 // acc[r][c] += sum over j < keys of p[r][j] * v[j][c] for r < rows, c < dv.
 using AttnAccumulateFn = void (*)(int64_t rows, int64_t keys, int64_t dv, const float* p, size_t p_stride,
                                   const float* v, size_t v_stride, float* acc, size_t acc_stride);
@@ -64,7 +66,8 @@ void scale_add_f32(int64_t n, float* y, float a, const float* x, float b);
 // The scalar references of the blocked-attention kernels (double sums, std::exp).
 void attn_scores_f32(int64_t rows, int64_t keys, int64_t d, const float* q, size_t q_stride, const float* kt,
                      size_t kt_stride, float* s, size_t s_stride);
-void attn_transpose_f32(int64_t d, int64_t n, const float* rows, size_t row_stride, float* dst, size_t dst_stride);
+// The scalar reference of Transpose32Fn.
+void transpose32_ref(int64_t d, int64_t n, const void* rows, size_t row_stride, void* dst, size_t dst_stride);
 void attn_accumulate_f32(int64_t rows, int64_t keys, int64_t dv, const float* p, size_t p_stride, const float* v,
                          size_t v_stride, float* acc, size_t acc_stride);
 float exp_sub_f32(int64_t n, float* x, float m);

@@ -82,9 +82,11 @@ void attn_scores_f32(int64_t rows, int64_t keys, int64_t d, const float* q, size
         }
 }
 
-void attn_transpose_f32(int64_t d, int64_t n, const float* rows, size_t row_stride, float* dst, size_t dst_stride) {
+void transpose32_ref(int64_t d, int64_t n, const void* rows, size_t row_stride, void* dst, size_t dst_stride) {
+    const auto* src = static_cast<const uint32_t*>(rows);
+    auto* out = static_cast<uint32_t*>(dst);
     for (int64_t i = 0; i < d; ++i)
-        for (int64_t j = 0; j < n; ++j) dst[size_t(i) * dst_stride + j] = rows[size_t(j) * row_stride + i];
+        for (int64_t j = 0; j < n; ++j) out[size_t(i) * dst_stride + j] = src[size_t(j) * row_stride + i];
 }
 
 void attn_accumulate_f32(int64_t rows, int64_t keys, int64_t dv, const float* p, size_t p_stride, const float* v,

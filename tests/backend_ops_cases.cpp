@@ -192,6 +192,10 @@ void add_elementwise(std::vector<OpCase>& cases) {
     cases.push_back({"swiglu", kExact, [](OpCaseBuilder& b) {
                          return b.graph().swiglu(b.input(DType::F32, {67, 3, 2}, 3.0f), b.input(DType::F32, {67, 3, 2}));
                      }});
+    cases.push_back({"swiglu transposed", kExact, [](OpCaseBuilder& b) {  // strided rows: not the row kernel
+                         return b.graph().swiglu(b.graph().transpose(b.input(DType::F32, {3, 67}, 3.0f)),
+                                                 b.graph().transpose(b.input(DType::F32, {3, 67})));
+                     }});
     cases.push_back({"rms_norm", kExact, [](OpCaseBuilder& b) {
                          return b.graph().rms_norm(b.input(DType::F32, {129, 5, 3}, 4.0f), 1e-6f);
                      }});
@@ -317,11 +321,11 @@ void add_softmax_attention(std::vector<OpCase>& cases) {
         {DType::F32, 40, 40, 6, 2, 7, 23, 3, true},   {DType::F16, 64, 64, 4, 2, 1, 37, 2, false},
         {DType::F16, 64, 64, 8, 1, 7, 50, 1, true},   {DType::Q8_0, 64, 64, 4, 2, 1, 37, 1, false},
         {DType::Q8_0, 96, 32, 6, 3, 7, 41, 2, true},
-        {DType::F32, 32, 32, 24, 2, 2, 19, 3, true},  // groups of 12 heads: blocks of 8 and 4
+        {DType::F32, 32, 32, 24, 2, 2, 19, 3, true},  // groups of 12 heads
         {DType::F16, 576, 512, 16, 1, 3, 40, 1, false, true},
         {DType::Q8_0, 576, 512, 10, 1, 1, 33, 0, false, true},
-        // Prefill goes by blocks of queries and keys (several of each here),
-        // with more heads in a group than a block holds in the last one.
+        // Several blocks of queries and of keys, and in the last one more
+        // heads in a group than a block holds.
         {DType::F16, 576, 512, 16, 1, 9, 75, 1, false, true},
         {DType::F16, 64, 64, 4, 2, 40, 140, 2, true},
         {DType::F32, 32, 32, 40, 1, 5, 19, 3, false},

@@ -688,7 +688,7 @@ TEST_CASE("kernels: every ISA's blocked-attention kernels equal the references u
     note_skipped_isas();
     for (Isa isa : isa_supported()) {
         const KernelTable& table = kernel_table(isa);
-        REQUIRE((table.attn_scores && table.attn_transpose && table.attn_accumulate && table.exp_sub));
+        REQUIRE((table.attn_scores && table.transpose32 && table.attn_accumulate && table.exp_sub));
         // The transposition is exact, strided on both sides, and writes nothing else.
         for (auto [d, n] : {std::pair{1, 1}, std::pair{8, 8}, std::pair{7, 8}, std::pair{64, 8}, std::pair{40, 5},
                             std::pair{576, 8}, std::pair{19, 13}, std::pair{3, 24}}) {
@@ -696,9 +696,9 @@ TEST_CASE("kernels: every ISA's blocked-attention kernels equal the references u
             const size_t row_stride = size_t(d) + 3, dst_stride = size_t(n) + 5;
             const auto src = test::random_floats(size_t(n) * row_stride, uint32_t(d * 31 + n), 1.0f);
             std::vector<float> want(size_t(d) * dst_stride, -7.0f), got = want;
-            attn_transpose_f32(d, n, src.data(), row_stride, want.data(), dst_stride);
-            table.attn_transpose(d, n, src.data(), row_stride, got.data(), dst_stride);
-            CHECK(got == want);
+            transpose32_ref(d, n, src.data(), row_stride, want.data(), dst_stride);
+            table.transpose32(d, n, src.data(), row_stride, got.data(), dst_stride);
+            CHECK(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0);
             CHECK(want[size_t(d - 1) * dst_stride + size_t(n - 1)] == src[size_t(n - 1) * row_stride + size_t(d - 1)]);
         }
         // Row and column counts across the kernels' tiles (4 rows, 16 and 8 columns) and their tails.
@@ -987,11 +987,12 @@ TEST_CASE("kernels: tables are complete and the SIMD kernels are the ones select
 // instantiated with wide instructions), and no global but the registration
 // function. Reads the objects of the build the test runs from.
 TEST_CASE("kernels: per-ISA objects export only their registration function") {
-    const auto dir = test::moelite_binary().parent_path() / "CMakeFiles" / "moelite.dir" / "quant";
+    const auto build = test::moelite_binary().parent_path() / "CMakeFiles";
+    const auto dir = build / "moelite.dir" / "quant";
     int checked = 0;
     struct Unit {
-        const char* object;                // under quant/, without .cpp.o
-        std::vector<std::string> fills;    // its registration functions
+        std::string object;              // under quant/ (or tests/: the emulated builds), without .cpp.o
+        std::vector<std::string> fills;  // its registration functions, under moelite::
     };
     const Unit units[] = {{"kernels_avx2", {"fill_kernels_avx2", "fill_float_rows_avx2"}},
                           {"kernels_avx512", {"fill_kernels_avx512"}},
@@ -999,9 +1000,13 @@ TEST_CASE("kernels: per-ISA objects export only their registration function") {
                           {"gemm_avx2", {"fill_gemm_avx2"}},
                           {"gemm_repacked_avx2", {"fill_gemm_repacked_avx2"}},
                           {"gemm_amx", {"fill_gemm_amx"}},
-                          {"dequant_avx2", {"fill_dequant_avx2"}}};
+                          {"dequant_avx2", {"fill_dequant_avx2"}},
+                          {"attn_avx2", {"fill_attn_avx2"}},
+                          {"../../moelite_tests.dir/tests/emulated_avx512", {"test::fill_kernels_avx512_emulated"}},
+                          {"../../moelite_tests.dir/tests/emulated_avx512vnni",
+                           {"test::fill_kernels_avx512vnni_emulated"}}};
     for (const Unit& unit : units) {
-        const auto obj = dir / (std::string(unit.object) + ".cpp.o");
+        const auto obj = dir / (unit.object + ".cpp.o");
         if (!std::filesystem::exists(obj)) continue;
         std::string out;
         if (test::run_command("nm --defined-only -C '" + obj.string() + "'", &out) != 0) {

@@ -110,21 +110,29 @@ size_t bf16_panel_bytes(int64_t k) {
 }
 
 void weight_rows_to_panels(const KernelTable& kt, const Tensor& w, const char* base, int64_t first, int64_t rows,
-                           float* floats, uint16_t* bf16, char* group, char* dst) {
+                           float* floats, uint16_t* stage, char* group, char* dst) {
     const int64_t K = w.ne[0], k_pad = bf16_k_pad(K);
     const bool repacked = (w.flags & kTensorRepacked) != 0;
     const ToFloatFn to_float = row_to_float(kt, w.type);
     const FromFloatFn to_bf16 = row_from_float(kt, DType::BF16);
-    for (int64_t i = 0; i < rows; ++i) {
-        const char* src = base + (first + i) * w.nb[1];
-        if (repacked) {
-            // Whole groups: the matrix and `first` are multiples of kRepackRows.
-            if (i % kRepackRows == 0) unpack_rows(w.type, K, kRepackRows, src, group);
-            src = group + (i % kRepackRows) * w.row_bytes();
+    for (int64_t i0 = 0; i0 < rows; i0 += kBf16PanelRows) {
+        const int64_t n = std::min(kBf16PanelRows, rows - i0);
+        for (int64_t i = i0; i < i0 + n; ++i) {
+            const char* src = base + (first + i) * w.nb[1];
+            if (repacked) {
+                // Whole groups: the matrix and `first` are multiples of kRepackRows.
+                if (i % kRepackRows == 0) unpack_rows(w.type, K, kRepackRows, src, group);
+                src = group + (i % kRepackRows) * w.row_bytes();
+            }
+            uint16_t* row = stage + (i - i0) * k_pad;
+            to_float(src, floats, K);
+            to_bf16(floats, row, K);
+            std::fill(row + K, row + k_pad, uint16_t(0));
         }
-        to_float(src, floats, K);
-        to_bf16(floats, bf16, K);
-        bf16_panel_put_row(bf16, K, k_pad, i % kBf16PanelRows, dst + size_t(i / kBf16PanelRows) * bf16_panel_bytes(K));
+        // Line r of chunk c holds each row's pair 16 c + r (quant/gemm.h):
+        // the panel is the rows' pairs transposed, 16 per line.
+        kt.transpose32(k_pad / 2, n, stage, size_t(k_pad / 2), dst + size_t(i0 / kBf16PanelRows) * bf16_panel_bytes(K),
+                       size_t(kBf16PanelRows));
     }
 }
 
@@ -249,12 +257,13 @@ bool uses_amx(const Tensor& node, const KernelTable& kt) {
 // Scratch of mul_mat_amx. Shared: the activation rows as bf16 (quant/gemm.h),
 // per batch, in blocks of kBf16PanelRows rows (the last one padded with
 // zeros). Per thread: a gathered activation row, its vec_dot_type row, a
-// float row, a bf16 row, the unit's weight rows in bf16 panels, and a group of
-// rows unpacked from the repacked layout.
+// float row, 16 weight rows in bf16 (weight_rows_to_panels' stage), the
+// unit's weight rows in bf16 panels, and a group of rows unpacked from the
+// repacked layout.
 struct AmxLayout {
     int64_t n_panels;
     size_t panel_bytes, shared;
-    size_t gather_at, quant_at, float_at, bf16_at, unit_at, group_at, per_thread;
+    size_t gather_at, quant_at, float_at, stage_at, unit_at, group_at, per_thread;
 };
 
 AmxLayout amx_layout(const Tensor& node) {
@@ -268,8 +277,8 @@ AmxLayout amx_layout(const Tensor& node) {
     l.gather_at = 0;
     l.quant_at = l.gather_at + align_up(sizeof(float) * size_t(K));
     l.float_at = l.quant_at + align_up(dtype_row_bytes(quant_traits(w.type)->vec_dot_type, K));
-    l.bf16_at = l.float_at + align_up(sizeof(float) * size_t(K));
-    l.unit_at = l.bf16_at + align_up(sizeof(uint16_t) * size_t(K));
+    l.stage_at = l.float_at + align_up(sizeof(float) * size_t(K));
+    l.unit_at = l.stage_at + align_up(bf16_panel_bytes(K));
     l.group_at = l.unit_at + align_up(sizeof(uint16_t) * size_t(kBf16MaxRows * bf16_k_pad(K)));
     l.per_thread = l.group_at + ((w.flags & kTensorRepacked) ? align_up(w.row_bytes() * size_t(kRepackRows)) : 0);
     return l;
@@ -371,7 +380,7 @@ void mul_mat_amx(const Tensor& node, const OpContext& ctx) {
     char* scratch = ctx.thread_scratch();
     auto* gather = reinterpret_cast<float*>(scratch + l.gather_at);
     auto* floats = reinterpret_cast<float*>(scratch + l.float_at);
-    auto* bf16 = reinterpret_cast<uint16_t*>(scratch + l.bf16_at);
+    auto* stage = reinterpret_cast<uint16_t*>(scratch + l.stage_at);
     char* unit = scratch + l.unit_at;
 
     const FromFloatFn quantize = row_from_float(*ctx.kt, vdt);
@@ -400,7 +409,7 @@ void mul_mat_amx(const Tensor& node, const OpContext& ctx) {
         const int64_t b = u / n_mblk, i2 = b % x.ne[2], i3 = b / x.ne[2];
         const int64_t m0 = (u % n_mblk) * kBf16MaxRows, rows = std::min(kBf16MaxRows, M - m0);
         const char* wb = static_cast<const char*>(w.data) + (i2 / r2) * w.nb[2] + (i3 / r3) * w.nb[3];
-        weight_rows_to_panels(*ctx.kt, w, wb, m0, rows, floats, bf16, scratch + l.group_at, unit);
+        weight_rows_to_panels(*ctx.kt, w, wb, m0, rows, floats, stage, scratch + l.group_at, unit);
         float* out = reinterpret_cast<float*>(static_cast<char*>(node.data) + i2 * node.nb[2] + i3 * node.nb[3]) + m0;
         ctx.kt->gemm_bf16(bf16_k_pad(K), rows, N, unit,
                           reinterpret_cast<const uint16_t*>(ctx.wdata + size_t(b * l.n_panels) * l.panel_bytes),

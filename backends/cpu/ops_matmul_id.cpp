@@ -59,11 +59,12 @@ bool moe_amx(const Tensor& node, const KernelTable& kt) {
 // units and of its xblocks (n_expert + 1 ints each, over the experts in use in
 // order; an expert without xblocks takes the plain tiles), then the xblocks.
 // Per thread: a gathered activation row, a unit of repacked rows, and for the
-// tiles a float row, a bf16 row, the unit's weight rows in bf16 panels and its outputs
+// tiles a float row, 16 weight rows in bf16 (the stage of weight_rows_to_panels),
+// the unit's weight rows in bf16 panels and its outputs
 // (experts are never repacked at load, so no group of rows is unpacked).
 struct MoeLayout {
     size_t conv_bytes, offsets_at, cursor_at, entries_at, active_at, unit_first_at, xblock_first_at, xblocks_at, total;
-    size_t gather_at, repack_at, float_at, bf16_at, unit_at, out_at, per_thread;
+    size_t gather_at, repack_at, float_at, stage_at, unit_at, out_at, per_thread;
 };
 
 MoeLayout moe_layout(const Tensor& node, const KernelTable& kt) {
@@ -94,8 +95,8 @@ MoeLayout moe_layout(const Tensor& node, const KernelTable& kt) {
     l.float_at = l.repack_at + (moe_repacks(node) ? align_up(w.row_bytes() * size_t(kRowsPerUnit)) : 0);
     l.per_thread = l.float_at;
     if (amx) {
-        l.bf16_at = l.float_at + align_up(sizeof(float) * size_t(K));
-        l.unit_at = l.bf16_at + align_up(sizeof(uint16_t) * size_t(K));
+        l.stage_at = l.float_at + align_up(sizeof(float) * size_t(K));
+        l.unit_at = l.stage_at + align_up(bf16_panel_bytes(K));
         l.out_at = l.unit_at + align_up(sizeof(uint16_t) * size_t(kBf16MaxRows * bf16_k_pad(K)));
         l.per_thread = l.out_at + align_up(sizeof(float) * size_t(kBf16MaxRows * rows));
     }
@@ -240,7 +241,7 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
             const int64_t m0 = (u - unit_first[i]) * kBf16MaxRows, rows = std::min(kBf16MaxRows, M - m0);
             char* unit = scratch + l.unit_at;
             auto* out = reinterpret_cast<float*>(scratch + l.out_at);
-            weight_rows_to_panels(*ctx.kt, w, wb, m0, rows, floats, reinterpret_cast<uint16_t*>(scratch + l.bf16_at),
+            weight_rows_to_panels(*ctx.kt, w, wb, m0, rows, floats, reinterpret_cast<uint16_t*>(scratch + l.stage_at),
                                   nullptr, unit);
             ctx.kt->gemm_bf16(bf16_k_pad(K), rows, end - begin, unit,
                               reinterpret_cast<const uint16_t*>(xblocks + size_t(xblock_first[i]) * xblock_bytes),

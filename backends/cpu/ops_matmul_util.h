@@ -65,11 +65,13 @@ size_t bf16_panel_bytes(int64_t k);
 
 // Weight rows [first, first + rows) of w's matrix at `base` (rows w.nb[1]
 // apart), rows <= kBf16MaxRows, as bf16 into the panels at `dst` (two of
-// bf16_panel_bytes(K)), zeros past K. `floats` holds K floats, `bf16` K bf16
-// values; `group`, for a weight repacked at load (kTensorRepacked),
-// kRepackRows rows of w, and `first` then is a multiple of kRepackRows.
+// bf16_panel_bytes(K)), zeros past K: up to 16 rows at a time as plain bf16
+// rows into `stage` (bf16_panel_bytes(K)), then their pairs transposed into
+// the panel by the table's transpose32. `floats` holds K floats; `group`,
+// for a weight repacked at load (kTensorRepacked), kRepackRows rows of w,
+// and `first` then is a multiple of kRepackRows.
 void weight_rows_to_panels(const KernelTable& kt, const Tensor& w, const char* base, int64_t first, int64_t rows,
-                           float* floats, uint16_t* bf16, char* group, char* dst);
+                           float* floats, uint16_t* stage, char* group, char* dst);
 // An activation row, already rounded to vec_dot_type `vdt` (`converted`), as
 // a bf16 row of k_pad elements at `dst`, zeros past k: back to floats, then
 // to bf16, as every path rounds it. `floats` holds k floats; null

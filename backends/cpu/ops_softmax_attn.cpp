@@ -144,8 +144,9 @@ bool supports_flash_attn(const Tensor& node) {
         if (t->type != DType::F32 && t->type != DType::F16 && t->type != DType::Q8_0) return false;
         if (!t->rows_contiguous() || !row_to_float(t->type)) return false;
     }
-    DType vdt;
-    if (!row_vec_dot(kernels(), k->type, &vdt) || !row_from_float(kernels(), vdt)) return false;
+    const QuantTraits* key_traits = quant_traits(k->type);
+    if (!key_traits || !row_from_float(kernels(), key_traits->vec_dot_type) || !row_to_float(key_traits->vec_dot_type))
+        return false;
     if (k->ne[0] != q->ne[0] || v->ne[1] != k->ne[1] || v->ne[2] != k->ne[2]) return false;
     if (k->ne[2] == 0 || q->ne[1] % k->ne[2] != 0 || q->ne[3] != 1 || k->ne[3] != 1 || v->ne[3] != 1) return false;
     if (node.ne[0] != v->ne[0] || node.ne[1] != q->ne[1] || node.ne[2] != q->ne[2] || node.ne[3] != q->ne[3])
@@ -299,7 +300,7 @@ void op_flash_attn(const Tensor& node, const OpContext& ctx) {
         for (int64_t r = 0; r < rows; ++r) {
             const char* qp = static_cast<const char*>(q.data) + (w.h0 + r % nh) * q.nb[1] + (t0 + r / nh) * q.nb[2];
             for (int64_t i = 0; i < D; ++i) row[i] = load_f32(qp + i * q.nb[0]);
-            // Rounded as the vec_dot path rounds it.
+            // Rounded as mul_mat rounds activations for weights of the key's type.
             convert_q(row, conv, D);
             q_to_float(conv, qf + r * D, D);
             row_max[r] = kNegInf;
@@ -325,7 +326,7 @@ void op_flash_attn(const Tensor& node, const OpContext& ctx) {
                 for (int64_t jj = 0; jj < n8; ++jj)
                     k_to_float(static_cast<const char*>(k.data) + (j0 + j + jj) * k.nb[1] + kvh * k.nb[2], row + jj * D,
                                D);
-                kt.attn_transpose(D, n8, row, size_t(D), keys_t + j, size_t(l.keys));
+                kt.transpose32(D, n8, row, size_t(D), keys_t + j, size_t(l.keys));
             }
             for (int64_t j = 0; j < nj; ++j)
                 v_to_float(static_cast<const char*>(v.data) + (j0 + j) * v.nb[1] + kvh * v.nb[2], values + j * Dv, Dv);
@@ -372,15 +373,23 @@ void op_flash_attn(const Tensor& node, const OpContext& ctx) {
     }
     if (p.key_chunks == 1) return;
 
-    // Merge: each row's chunks rescaled to their common maximum. Rows are
-    // split between the threads; a row no chunk saw a key of stays zero.
+    // Merge: each row's chunks rescaled to their common maximum. The rows of
+    // all groups are split between the threads; a row no chunk saw a key of
+    // stays zero.
     ctx.barrier();
+    auto rows_in = [&](int64_t g) { return rows_of(g).nh * rows_of(g).nt; };
+    int64_t total_rows = 0;
+    for (int64_t g = 0; g < p.groups; ++g) total_rows += rows_in(g);
     int64_t r0, r1;
-    split_range(p.groups * kBlockRows, ctx.ith, ctx.nth, &r0, &r1);
+    split_range(total_rows, ctx.ith, ctx.nth, &r0, &r1);
+    int64_t g = 0, g_first = 0;  // the group of the current row, and that group's first row
     for (int64_t gr = r0; gr < r1; ++gr) {
-        const int64_t g = gr / kBlockRows, r = gr % kBlockRows;
+        while (gr >= g_first + rows_in(g)) {
+            g_first += rows_in(g);
+            ++g;
+        }
+        const int64_t r = gr - g_first;
         const Rows w = rows_of(g);
-        if (r >= w.nh * w.nt) continue;
         const float* first = partials + size_t(g * p.key_chunks) * p.partial_floats + r * (2 + Dv);
         float m = kNegInf;
         for (int64_t c = 0; c < p.key_chunks; ++c) m = std::max(m, first[c * p.partial_floats]);
