@@ -19,24 +19,20 @@ WideIsaFills emulated_fills() {
 }  // namespace
 
 const std::vector<EmulatedTable>& emulated_tables() {
-    static const std::vector<KernelTable> tables = [] {
-        std::vector<KernelTable> out;
+    static const std::vector<EmulatedTable> tables = [] {
+        std::vector<EmulatedTable> out;
         const Isa best = isa_machine_best();
         if (best < Isa::Avx2) return out;
         for (Isa isa : {Isa::Avx512, Isa::Avx512Vnni, Isa::Amx}) {
 #ifndef MOELITE_HAVE_SIMDE
             if (isa != Isa::Amx) continue;
 #endif
-            if (isa > best) out.push_back(assemble_wide_table(isa, emulated_fills()));
+            if (isa > best)
+                out.push_back({std::string(isa_name(isa)) + " (emulated)", assemble_wide_table(isa, emulated_fills())});
         }
         return out;
     }();
-    static const std::vector<EmulatedTable> labelled = [] {
-        std::vector<EmulatedTable> out;
-        for (const KernelTable& t : tables) out.push_back({std::string(isa_name(t.isa)) + " (emulated)", &t});
-        return out;
-    }();
-    return labelled;
+    return tables;
 }
 
 std::string emulation_gaps() {

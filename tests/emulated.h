@@ -24,13 +24,13 @@ void fill_kernels_avx512vnni_emulated(VecDotFn* vec_dot, FromFloatFn* quantize_r
 void fill_gemm_amx_emulated(Bf16GemmFn* gemm_bf16);
 
 // Uses of the emulated tile unit that the hardware would refuse (a bad
-// configuration, unconfigured tiles, shapes that do not chain), since the
-// start of the process; the first one's description in *first.
-int amx_emulator_faults(std::string* first);
+// configuration, unconfigured tiles, shapes that do not chain) since the
+// start of the process: empty if none, else their count and the first one.
+std::string amx_emulator_faults();
 
 struct EmulatedTable {
     std::string label;  // e.g. "avx512vnni (emulated)"
-    const KernelTable* table;
+    KernelTable table;
 };
 
 // The tables of the ISAs above this machine's best, assembled as the real

@@ -164,13 +164,11 @@ void tile_dpbf16ps(int c, int a, int b) {
 
 }  // namespace
 
-int amx_emulator_faults(std::string* first) {
+std::string amx_emulator_faults() {
     const int n = fault_count.load();
-    if (first != nullptr && n > 0) {
-        std::lock_guard<std::mutex> lock(fault_mutex);
-        *first = first_fault;
-    }
-    return n;
+    if (n == 0) return {};
+    std::lock_guard<std::mutex> lock(fault_mutex);
+    return std::to_string(n) + " faults, the first: " + first_fault;
 }
 
 }  // namespace moelite::test

@@ -61,7 +61,7 @@ std::vector<CpuConfig> cpu_configs() {
     for (const test::EmulatedTable& e : test::emulated_tables()) {
         CpuBackendOptions o;
         o.n_threads = 3;
-        o.kernels = e.table;
+        o.kernels = &e.table;
         configs.push_back({e.label + ", 3 threads", std::make_unique<CpuBackend>(o)});
     }
 #ifdef MOELITE_HAVE_OPENBLAS
@@ -113,10 +113,7 @@ TEST_CASE("backend ops: the CPU backend matches the references on every case, IS
         }
     }
     CHECK(failures == 0);
-    std::string fault;
-    const int tile_faults = test::amx_emulator_faults(&fault);
-    INFO("first fault of the emulated tile unit: " << fault);
-    CHECK(tile_faults == 0);
+    CHECK(test::amx_emulator_faults() == "");  // uses of the emulated tile unit the hardware would refuse
     // The weight cases of the types with a repacked layout ran repacked.
     MESSAGE(repacked_runs << " runs over repacked weights");
     CHECK(repacked_runs >= 4 * int(configs.size()));

@@ -266,7 +266,7 @@ struct TableUnderTest {
 std::vector<TableUnderTest> tables_under_test() {
     std::vector<TableUnderTest> out;
     for (Isa isa : isa_supported()) out.push_back({isa_name(isa), &kernel_table(isa)});
-    for (const test::EmulatedTable& e : test::emulated_tables()) out.push_back({e.label, e.table});
+    for (const test::EmulatedTable& e : test::emulated_tables()) out.push_back({e.label, &e.table});
     const std::string gaps = test::emulation_gaps();
     if (!gaps.empty()) MESSAGE("SKIPPED: " << gaps);
     return out;
@@ -568,22 +568,11 @@ TEST_CASE("kernels: the bf16 self-check passes the reference and fails wrong ker
     for (Bf16GemmFn fn : wrong) CHECK_FALSE(gemm_bf16_self_check(fn));
 }
 
-namespace {
-
-// Uses of the emulated tile unit the hardware would refuse.
-void check_no_tile_faults() {
-    std::string fault;
-    const int faults = test::amx_emulator_faults(&fault);
-    INFO("first fault: " << fault);
-    CHECK(faults == 0);
-}
-
-}  // namespace
-
 TEST_CASE("kernels: every ISA's bf16 tile product equals the reference") {
     int tables = 0;
     const std::vector<TableUnderTest> under_test = tables_under_test();
-    check_no_tile_faults();  // the start-up self-check ran the emulated kernel
+    // The start-up self-check ran the emulated kernel: no use the hardware would refuse.
+    CHECK(test::amx_emulator_faults() == "");
     for (const TableUnderTest& under : under_test) {
         const KernelTable& table = *under.table;
         if (table.isa != Isa::Amx) {
@@ -624,7 +613,7 @@ TEST_CASE("kernels: every ISA's bf16 tile product equals the reference") {
             CHECK(err <= 1e-10 * ref);  // float sums against double ones
         }
     }
-    check_no_tile_faults();
+    CHECK(test::amx_emulator_faults() == "");
     if (tables == 0) MESSAGE("SKIPPED: no AMX table, native or emulated; the bf16 tile product was not run");
 }
 
@@ -972,12 +961,12 @@ TEST_CASE("kernels: tables are complete and the SIMD kernels are the ones select
     // the tests over them run the emulated builds, not AVX2's entries.
     for (const test::EmulatedTable& e : test::emulated_tables()) {
         INFO(e.label);
-        if (e.table->isa == Isa::Amx) CHECK(bool(e.table->gemm_bf16));
+        if (e.table.isa == Isa::Amx) CHECK(bool(e.table.gemm_bf16));
         if (test::emulation_gaps().empty()) {
             for (DType type : {DType::F32, DType::F16, DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K})
-                CHECK((e.table->vec_dot[uint32_t(type)] != avx2.vec_dot[uint32_t(type)] ? true : false));
+                CHECK((e.table.vec_dot[uint32_t(type)] != avx2.vec_dot[uint32_t(type)] ? true : false));
             for (DType type : {DType::Q8_0, DType::Q8_K})
-                CHECK((e.table->quantize_row[uint32_t(type)] != avx2.quantize_row[uint32_t(type)] ? true : false));
+                CHECK((e.table.quantize_row[uint32_t(type)] != avx2.quantize_row[uint32_t(type)] ? true : false));
         }
     }
 }

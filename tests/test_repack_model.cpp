@@ -180,7 +180,7 @@ TEST_CASE("bf16 tiles: dense and deepseek2 prompts through mul_mat's AMX path st
     std::vector<std::pair<std::string, const KernelTable*>> tables = {{"reference tiles", &test::bf16_reference_table()}};
     if (isa_machine_best() >= Isa::Amx) tables.push_back({"amx", &kernel_table(Isa::Amx)});
     for (const test::EmulatedTable& e : test::emulated_tables())
-        if (e.table->isa == Isa::Amx) tables.push_back({e.label, e.table});
+        if (e.table.isa == Isa::Amx) tables.push_back({e.label, &e.table});
     if (tables.size() == 1) MESSAGE("SKIPPED: no AMX kernel, native or emulated, on this machine");
     for (const auto& [label, table] : tables) {
         REQUIRE(bool(table->gemm_bf16));
@@ -188,8 +188,5 @@ TEST_CASE("bf16 tiles: dense and deepseek2 prompts through mul_mat's AMX path st
         check_bf16_tiles_model(test::tiny_dense_hparams(Arch::Llama), DType::Q8_0, "llama q8_0, " + label, *table);
         check_bf16_tiles_model(test::tiny_deepseek2_hparams(), DType::Q4_0, "deepseek2 q4_0, " + label, *table);
     }
-    std::string fault;
-    const int faults = test::amx_emulator_faults(&fault);
-    INFO("first fault of the emulated tile unit: " << fault);
-    CHECK(faults == 0);
+    CHECK(test::amx_emulator_faults() == "");  // uses of the emulated tile unit the hardware would refuse
 }

@@ -59,9 +59,10 @@ void unary_rows(const Tensor& node, const OpContext& ctx, F f) {
     }
 }
 
-// out = f(a, b) with b broadcast over a (a.ne[i] % b.ne[i] == 0).
+// out = f(a, b) with b broadcast over a (a.ne[i] % b.ne[i] == 0); contiguous
+// rows of the same length go to `row_kernel` where one is given.
 template <typename F>
-void binary_rows(const Tensor& node, const OpContext& ctx, F f) {
+void binary_rows(const Tensor& node, const OpContext& ctx, F f, SwigluFn row_kernel = nullptr) {
     const Tensor& a = *node.src[0];
     const Tensor& b = *node.src[1];
     const int64_t n = node.ne[0], nb_0 = b.ne[0];
@@ -76,7 +77,10 @@ void binary_rows(const Tensor& node, const OpContext& ctx, F f) {
         if (a.nb[0] == sizeof(float) && b.nb[0] == sizeof(float) && nb_0 == n) {
             const float* sa = reinterpret_cast<const float*>(pa);
             const float* sb = reinterpret_cast<const float*>(pb);
-            for (int64_t i = 0; i < n; ++i) dst[i] = f(sa[i], sb[i]);
+            if (row_kernel)
+                row_kernel(n, sa, sb, dst);
+            else
+                for (int64_t i = 0; i < n; ++i) dst[i] = f(sa[i], sb[i]);
         } else {
             for (int64_t i = 0; i < n; ++i) dst[i] = f(load_f32(pa, a.nb[0], i), load_f32(pb, b.nb[0], i % nb_0));
         }
@@ -139,23 +143,8 @@ void op_silu(const Tensor& node, const OpContext& ctx) { unary_rows(node, ctx, s
 
 void op_sigmoid(const Tensor& node, const OpContext& ctx) { unary_rows(node, ctx, sigmoid_f); }
 
-// Contiguous rows of the same length take the table's row kernel.
 void op_swiglu(const Tensor& node, const OpContext& ctx) {
-    const Tensor& a = *node.src[0];
-    const Tensor& b = *node.src[1];
-    if (a.nb[0] != sizeof(float) || b.nb[0] != sizeof(float) || b.ne[0] != node.ne[0]) {
-        binary_rows(node, ctx, [](float g, float u) { return silu_f(g) * u; });
-        return;
-    }
-    int64_t r0, r1;
-    split_range(node.nrows(), ctx.ith, ctx.nth, &r0, &r1);
-    for (int64_t r = r0; r < r1; ++r) {
-        int64_t i1, i2, i3;
-        unravel_row(node, r, &i1, &i2, &i3);
-        ctx.kt->swiglu(node.ne[0], reinterpret_cast<const float*>(row_ptr(a, i1, i2, i3)),
-                       reinterpret_cast<const float*>(row_ptr(b, i1 % b.ne[1], i2 % b.ne[2], i3 % b.ne[3])),
-                       reinterpret_cast<float*>(row_ptr_mut(node, i1, i2, i3)));
-    }
+    binary_rows(node, ctx, [](float g, float u) { return silu_f(g) * u; }, ctx.kt->swiglu);
 }
 
 }  // namespace moelite::cpu

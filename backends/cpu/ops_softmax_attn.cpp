@@ -377,7 +377,10 @@ void op_flash_attn(const Tensor& node, const OpContext& ctx) {
     // all groups are split between the threads; a row no chunk saw a key of
     // stays zero.
     ctx.barrier();
-    auto rows_in = [&](int64_t g) { return rows_of(g).nh * rows_of(g).nt; };
+    auto rows_in = [&](int64_t g) {
+        const Rows w = rows_of(g);
+        return w.nh * w.nt;
+    };
     int64_t total_rows = 0;
     for (int64_t g = 0; g < p.groups; ++g) total_rows += rows_in(g);
     int64_t r0, r1;
