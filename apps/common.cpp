@@ -17,7 +17,7 @@ void add_model_options(cxxopts::Options& opts) {
         "c,ctx", "context length (default: the model's, at most 4096)", cxxopts::value<int64_t>()->default_value("0"))(
         "b,batch", "prompt tokens per forward pass", cxxopts::value<int64_t>()->default_value("512"))(
         "cache-type", "KV cache type: f16, f32 or q8_0", cxxopts::value<std::string>()->default_value("f16"))(
-        "no-repack", "keep every weight in the file's layout, memory-mapped (no interleaved copy at load)");
+        "no-repack", "keep every weight in the file's layout, memory-mapped (no copy at load, interleaved or not)");
 }
 
 LoadedModel load_model(const cxxopts::ParseResult& args) {
@@ -27,7 +27,7 @@ LoadedModel load_model(const cxxopts::ParseResult& args) {
     LoadedModel lm;
     CpuBackendOptions cpu_options;
     cpu_options.n_threads = threads;
-    cpu_options.repack_weights = !args.count("no-repack");
+    cpu_options.adopt_weights = !args.count("no-repack");
     lm.cpu = std::make_unique<CpuBackend>(cpu_options);
     lm.model = Model::load(args["model"].as<std::string>(), *lm.cpu);
     return lm;

@@ -4,12 +4,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <random>
 
 #include "backends/cpu/thread_pool.h"
 #include "core/error.h"
+#include "core/host_memory.h"
 #include "models/weight_use.h"
 
 namespace moelite {
@@ -199,19 +199,12 @@ BandwidthResult measure_read_bandwidth(int n_threads, size_t bytes, int runs) {
     if (runs < 1 || runs > 100) fail("bandwidth probe: runs must be between 1 and 100");
     if (bytes < (size_t(1) << 20) || bytes > (size_t(1) << 40)) fail("bandwidth probe: buffer must be 1 MiB to 1 TiB");
     bytes &= ~size_t(63);
-    // 2 MiB alignment lets the kernel back the buffer with huge pages.
-    constexpr size_t kAlign = size_t(2) << 20;
-    const size_t alloc_bytes = (bytes + kAlign - 1) / kAlign * kAlign;
-    void* mem = std::aligned_alloc(kAlign, alloc_bytes);
-    if (!mem) fail("bandwidth probe: cannot allocate %zu MiB", alloc_bytes >> 20);
-    struct Free {
-        void operator()(void* p) const { std::free(p); }
-    };
-    std::unique_ptr<void, Free> hold(mem);
+    // The same memory as the weights' (huge pages where the kernel gives them).
+    const HostMemory mem = allocate_host_memory(bytes, 64, "bandwidth probe");
 
     ThreadPool pool(n_threads);
     std::vector<uint64_t> sums(size_t(n_threads), 0);
-    BandwidthJob job{static_cast<uint64_t*>(mem), bytes / 8, true, &sums};
+    BandwidthJob job{static_cast<uint64_t*>(mem.get()), bytes / 8, true, &sums};
     pool.run(bandwidth_job, &job);
     job.fill = false;
 

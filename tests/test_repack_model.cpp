@@ -1,12 +1,15 @@
 // Weights repacked at load (quant/repack.h, CpuBackend::adopt_weight): which
 // weights a model hands over, that the forward pass over them gives the
-// logits of the file's layout, and that no op but mul_mat accepts them.
+// logits of the file's layout, and that no op but mul_mat accepts them; and
+// the weights the backend copies as they are.
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "backends/cpu/cpu_backend.h"
 #include "core/graph.h"
+#include "core/host_memory.h"
 #include "models/model.h"
 #include "models/session.h"
 #include "models/synth.h"
@@ -32,7 +35,7 @@ void check_repacked_model(const HParams& hp, const std::string& what) {
     synth_write_model(path, hp, synth_type(DType::Q4_0));
 
     CpuBackendOptions plain_options{2, std::nullopt};
-    plain_options.repack_weights = false;
+    plain_options.adopt_weights = false;
     CpuBackend plain_cpu(plain_options), cpu(CpuBackendOptions{2, std::nullopt});
     auto plain = Model::load(path, plain_cpu);
     auto model = Model::load(path, cpu);
@@ -70,6 +73,25 @@ void check_repacked_model(const HParams& hp, const std::string& what) {
     }
 }
 
+// m rows of k random values quantized to `type`.
+std::vector<uint8_t> quantized_rows(DType type, int64_t k, int64_t m, uint32_t seed) {
+    std::vector<uint8_t> bytes(dtype_row_bytes(type, k) * size_t(m));
+    const std::vector<float> values = test::random_floats(size_t(k * m), seed, 0.1f);
+    quant_traits(type)->from_float(values.data(), bytes.data(), k * m);
+    return bytes;
+}
+
+// A 2-D weight of `type` over `data`, as a model holds one from its mapped file.
+Tensor weight_over(DType type, int64_t k, int64_t m, void* data, Buffer* buffer) {
+    Tensor w;
+    const int64_t ne[2] = {k, m};
+    tensor_set_shape(w, type, ne, 2);
+    w.data = data;
+    w.buffer = buffer;
+    w.flags |= kTensorWeight;
+    return w;
+}
+
 }  // namespace
 
 TEST_CASE("repacked weights: a dense Q4_0 model gives the logits of the file's layout") {
@@ -82,18 +104,11 @@ TEST_CASE("repacked weights: deepseek2 Q4_0 repacks dense and shared-expert weig
 
 TEST_CASE("repacked weights: only mul_mat's weight operand accepts them") {
     const int64_t k = 64, m = 16;
-    std::vector<uint8_t> bytes(dtype_row_bytes(DType::Q4_0, k) * size_t(m));
-    const std::vector<float> values = test::random_floats(size_t(k * m), 3, 0.1f);
-    quant_traits(DType::Q4_0)->from_float(values.data(), bytes.data(), k * m);
+    std::vector<uint8_t> bytes = quantized_rows(DType::Q4_0, k, m, 3);
 
     CpuBackend cpu(CpuBackendOptions{1, std::nullopt});
     auto wrapped = cpu.wrap_host_memory(bytes.data(), bytes.size());
-    Tensor w;
-    const int64_t ne[2] = {k, m};
-    tensor_set_shape(w, DType::Q4_0, ne, 2);
-    w.data = bytes.data();
-    w.buffer = wrapped.get();
-    w.flags |= kTensorWeight;
+    Tensor w = weight_over(DType::Q4_0, k, m, bytes.data(), wrapped.get());
     auto own = cpu.adopt_weight(w);
     REQUIRE(own != nullptr);
     CHECK((w.flags & kTensorRepacked) != 0);
@@ -126,11 +141,41 @@ TEST_CASE("repacked weights: only mul_mat's weight operand accepts them") {
     odd.ne[1] = m - 1;
     CHECK(cpu.adopt_weight(odd) == nullptr);
     CpuBackendOptions off{1, std::nullopt};
-    off.repack_weights = false;
+    off.adopt_weights = false;
     CpuBackend plain_cpu(off);
     Tensor again = odd;
     again.ne[1] = m;
     CHECK(plain_cpu.adopt_weight(again) == nullptr);
+}
+
+TEST_CASE("adopted weights: other types are copied as they are when they fill a huge page") {
+    // Q8_0 has a repacked layout, but only Q4_0 and Q5_0 are repacked at load.
+    const int64_t k = 2048, big_m = 1000;  // 2176 bytes a row: 2.08 MiB
+    const size_t row_bytes = dtype_row_bytes(DType::Q8_0, k);
+    REQUIRE(row_bytes * size_t(big_m) >= kHugePageBytes);
+    std::vector<uint8_t> bytes = quantized_rows(DType::Q8_0, k, big_m, 5);
+
+    CpuBackend cpu(CpuBackendOptions{2, std::nullopt});
+    auto wrapped = cpu.wrap_host_memory(bytes.data(), bytes.size());
+    Tensor w = weight_over(DType::Q8_0, k, big_m, bytes.data(), wrapped.get());
+    auto own = cpu.adopt_weight(w);
+    REQUIRE(own != nullptr);
+    CHECK((w.flags & kTensorRepacked) == 0);
+    CHECK(w.buffer == own.get());
+    CHECK(w.buffer->is_host());
+    CHECK(w.data != static_cast<void*>(bytes.data()));
+    CHECK(w.nb[1] == row_bytes);
+    CHECK(std::memcmp(w.data, bytes.data(), bytes.size()) == 0);
+    CHECK(cpu.adopt_weight(w) == nullptr);  // once only
+    // In the file's layout still: every op reads it.
+    Graph g;
+    Tensor* ids = g.new_input(DType::I32, {2});
+    CHECK(cpu.supports_op(*g.get_rows(&w, ids)));
+
+    // Smaller than a huge page: left where it is.
+    Tensor small = weight_over(DType::Q8_0, k, int64_t(kHugePageBytes / row_bytes) - 1, bytes.data(), wrapped.get());
+    CHECK(cpu.adopt_weight(small) == nullptr);
+    CHECK(small.data == static_cast<void*>(bytes.data()));
 }
 
 // mul_mat's and mul_mat_id's AMX path (bf16 tiles, quant/gemm.h) in a whole

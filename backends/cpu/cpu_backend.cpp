@@ -3,11 +3,12 @@
 #include "backends/cpu/cpu_backend.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "backends/cpu/ops.h"
 #include "core/error.h"
+#include "core/host_memory.h"
 #include "quant/repack.h"
 
 #ifdef MOELITE_HAVE_OPENBLAS
@@ -19,29 +20,22 @@ namespace {
 
 class CpuBuffer final : public Buffer {
 public:
-    CpuBuffer(Backend& backend, void* base, size_t size, bool owned)
-        : backend_(backend), base_(base), size_(size), owned_(owned) {}
-    ~CpuBuffer() override {
-        if (owned_) std::free(base_);
-    }
+    // `memory` owns what `base` points to; empty for memory held elsewhere (a file mapping).
+    CpuBuffer(Backend& backend, void* base, size_t size, HostMemory memory)
+        : backend_(backend), base_(base), size_(size), memory_(std::move(memory)) {}
     Backend& backend() const override { return backend_; }
     void* base() const override { return base_; }
     size_t size() const override { return size_; }
     bool is_host() const override { return true; }
+    // Whether the memory is the backend's own (alloc_buffer), not wrapped.
+    bool owns_memory() const { return memory_ != nullptr; }
 
 private:
     Backend& backend_;
     void* base_;
     size_t size_;
-    bool owned_;
+    HostMemory memory_;
 };
-
-void* aligned_bytes(size_t bytes) {
-    const size_t rounded = std::max<size_t>(CpuBackend::kAlignment, cpu::align_up(bytes, CpuBackend::kAlignment));
-    void* p = std::aligned_alloc(CpuBackend::kAlignment, rounded);
-    if (!p) fail("CPU backend: out of memory allocating %zu bytes", rounded);
-    return p;
-}
 
 bool needs_compute(const Tensor& node) {
     return node.op != Op::None && !op_is_view(node.op) && node.nelements() > 0;
@@ -58,10 +52,8 @@ struct CpuBackend::Job {
     int64_t blas_min_cols;
 };
 
-void CpuBackend::FreeDeleter::operator()(void* p) const { std::free(p); }
-
 CpuBackend::CpuBackend(const CpuBackendOptions& options)
-    : blas_min_cols_(options.blas_min_cols), repack_weights_(options.repack_weights) {
+    : blas_min_cols_(options.blas_min_cols), adopt_weights_(options.adopt_weights) {
     const int n = options.n_threads > 0 ? options.n_threads : ThreadPool::default_threads();
     pool_ = std::make_unique<ThreadPool>(n);
     kernels_ = &kernels();
@@ -89,50 +81,67 @@ void CpuBackend::set_isa(Isa isa) {
 }
 
 std::unique_ptr<Buffer> CpuBackend::alloc_buffer(size_t bytes) {
-    return std::make_unique<CpuBuffer>(*this, aligned_bytes(bytes), bytes, true);
+    HostMemory memory = allocate_host_memory(bytes, kAlignment, "CPU backend");
+    void* base = memory.get();
+    return std::make_unique<CpuBuffer>(*this, base, bytes, std::move(memory));
 }
 
 std::unique_ptr<Buffer> CpuBackend::wrap_host_memory(void* ptr, size_t bytes) {
-    return std::make_unique<CpuBuffer>(*this, ptr, bytes, false);
+    return std::make_unique<CpuBuffer>(*this, ptr, bytes, HostMemory());
 }
 
 std::unique_ptr<Buffer> CpuBackend::adopt_weight(Tensor& t) {
-    if (!repack_weights_ || t.is_view() || (t.flags & kTensorRepacked) || t.data == nullptr) return nullptr;
-    if (t.ne[2] != 1 || t.ne[3] != 1 || !t.rows_contiguous() || !repack_supported(t.type, t.ne[0], t.ne[1]))
-        return nullptr;
-    if (!fast_repacked_gemm(*kernels_, t.type)) return nullptr;
-    // Only the types whose repacked decode (one activation row, the weights
-    // streaming from memory) beats the plain tile: Q4_0 and Q5_0, whose plain
-    // decode tile spends its time on per-block float work (R1-Distill-Qwen-1.5B
-    // Q4_0: 19 -> 25-28 t/s). For Q8_0, Q4_K and Q6_K the plain tile streams
-    // as fast or faster (Q4_K_M file: 22 against 19-21 t/s repacked; Q6_K's
-    // repacked decode 160-200 against 110-120 ns per output of 1536 in "tile
-    // speed" with TILE_M=16384), so those stay in the mapped file and mul_mat
-    // repacks them unit by unit in prefill only (backends/cpu/ops_matmul.cpp).
-    if (t.type != DType::Q4_0 && t.type != DType::Q5_0) return nullptr;
+    if (!adopt_weights_ || t.is_view() || (t.flags & kTensorRepacked) || t.data == nullptr) return nullptr;
+    if (t.ne[2] != 1 || t.ne[3] != 1 || !t.rows_contiguous()) return nullptr;
+    // Repacked: the types whose interleaved decode (one activation row, the
+    // weights streaming from memory) beats the plain tile, Q4_0 and Q5_0,
+    // whose plain decode tile spends its time on per-block float work
+    // (R1-Distill-Qwen-1.5B Q4_0: 19 -> 25-28 t/s). For Q8_0, Q4_K and Q6_K
+    // the plain tile streams as fast or faster (Q4_K_M file: 22 against 19-21
+    // t/s repacked; Q6_K's repacked decode 160-200 against 110-120 ns per
+    // output of 1536 in "tile speed" with TILE_M=16384), and mul_mat repacks
+    // them unit by unit in prefill only (backends/cpu/ops_matmul.cpp).
+    const bool repack = (t.type == DType::Q4_0 || t.type == DType::Q5_0) &&
+                        repack_supported(t.type, t.ne[0], t.ne[1]) && fast_repacked_gemm(*kernels_, t.type);
+    // Copied as they are: the other weights of a huge page or more. Decode
+    // streams them every token, and from huge pages rather than the file's
+    // 4 KiB ones it goes faster (Q4_K_M file, alternating runs: 18.0-19.8 ->
+    // 20.1-22.4 t/s; bench/README.md). Smaller ones would gain nothing, nor
+    // would a weight already in memory of a CPU backend's own.
+    if (!repack) {
+        const auto* held = dynamic_cast<const CpuBuffer*>(t.buffer);
+        if (t.nbytes() < kHugePageBytes || (held && held->owns_memory())) return nullptr;
+    }
     const size_t row_bytes = t.row_bytes();
     auto buffer = alloc_buffer(row_bytes * size_t(t.ne[1]));
-    // Groups of rows split over the pool: a byte shuffle, bound by memory.
-    struct Repack {
+    // Row ranges (whole groups when repacking) split over the pool: bound by memory.
+    struct Adopt {
         const Tensor& t;
         void* dst;
-    } job{t, buffer->base()};
+        bool repack;
+    } job{t, buffer->base(), repack};
     pool_->run(
         [](void* ctx, int ith, int nth) {
-            const Repack& r = *static_cast<const Repack*>(ctx);
-            int64_t g0, g1;
-            cpu::split_range(r.t.ne[1] / kRepackRows, ith, nth, &g0, &g1);
-            if (g0 >= g1) return;
-            const size_t first = size_t(g0 * kRepackRows);
-            repack_rows(r.t.type, r.t.ne[0], (g1 - g0) * kRepackRows, static_cast<const char*>(r.t.data) + first * r.t.nb[1],
-                        r.t.nb[1], static_cast<char*>(r.dst) + first * r.t.row_bytes());
+            const Adopt& a = *static_cast<const Adopt*>(ctx);
+            const int64_t unit = a.repack ? kRepackRows : 1;
+            int64_t u0, u1;
+            cpu::split_range(a.t.ne[1] / unit, ith, nth, &u0, &u1);
+            if (u0 >= u1) return;
+            const size_t first = size_t(u0 * unit), rows = size_t((u1 - u0) * unit);
+            const char* src = static_cast<const char*>(a.t.data) + first * a.t.nb[1];
+            char* dst = static_cast<char*>(a.dst) + first * a.t.row_bytes();
+            if (a.repack) {
+                repack_rows(a.t.type, a.t.ne[0], int64_t(rows), src, a.t.nb[1], dst);
+            } else {
+                std::memcpy(dst, src, rows * a.t.row_bytes());
+            }
         },
         &job);
     t.data = buffer->base();
     t.buffer = buffer.get();
     t.nb[1] = row_bytes;
     t.nb[2] = t.nb[3] = row_bytes * size_t(t.ne[1]);
-    t.flags |= kTensorRepacked;
+    if (repack) t.flags |= kTensorRepacked;
     return buffer;
 }
 
@@ -162,7 +171,7 @@ size_t CpuBackend::scratch_needed(std::span<Tensor* const> nodes) {
 void CpuBackend::reserve(std::span<Tensor* const> nodes) {
     const size_t need = scratch_needed(nodes);
     if (need <= scratch_size_) return;
-    scratch_.reset(static_cast<char*>(aligned_bytes(need)));
+    scratch_ = allocate_host_memory(need, kAlignment, "CPU backend");
     scratch_size_ = need;
 }
 
@@ -195,7 +204,7 @@ void CpuBackend::compute(std::span<Tensor* const> nodes) {
         MOELITE_ASSERT_MSG(node->data != nullptr, "CPU backend: node without data");
     }
     reserve(nodes);
-    Job job{nodes, kernels_, pool_.get(), scratch_.get(), blas_min_cols_};
+    Job job{nodes, kernels_, pool_.get(), static_cast<char*>(scratch_.get()), blas_min_cols_};
     pool_->run(run_job, &job);
 }
 

@@ -21,6 +21,7 @@
 
 #include "backends/backend.h"
 #include "backends/cpu/thread_pool.h"
+#include "core/host_memory.h"
 #include "quant/kernels.h"
 
 namespace moelite {
@@ -35,11 +36,13 @@ struct CpuBackendOptions {
     // mul_mat with F32/F16/BF16 weights goes to OpenBLAS's sgemm from this
     // many activation rows (builds with MOELITE_HAVE_OPENBLAS); 0 never does.
     int64_t blas_min_cols = kDefaultBlasMinCols;
-    // adopt_weight() repacks the weights whose type's interleaved layout
-    // (quant/repack.h) wins in decode too (Q4_0, Q5_0; see adopt_weight) and
-    // has a SIMD kernel in the backend's table into memory of the backend's
-    // own; false keeps every weight where it is (the mapped file).
-    bool repack_weights = true;
+    // adopt_weight() copies weights into memory of the backend's own (huge
+    // pages where the kernel gives them): repacked where the type's
+    // interleaved layout (quant/repack.h) wins in decode too and has a SIMD
+    // kernel in the backend's table (Q4_0, Q5_0), as they are where they fill
+    // a huge page or more; false keeps every weight where it is (the mapped
+    // file).
+    bool adopt_weights = true;
 
     // Where sgemm starts to win over the vec_dot path (see ops_matmul.cpp).
     static constexpr int64_t kDefaultBlasMinCols = 32;
@@ -87,11 +90,8 @@ private:
     std::unique_ptr<ThreadPool> pool_;
     const KernelTable* kernels_;
     int64_t blas_min_cols_;
-    bool repack_weights_;
-    struct FreeDeleter {
-        void operator()(void* p) const;
-    };
-    std::unique_ptr<char, FreeDeleter> scratch_;
+    bool adopt_weights_;
+    HostMemory scratch_;
     size_t scratch_size_ = 0;
 };
 
