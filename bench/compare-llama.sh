@@ -6,6 +6,13 @@
 # the ratios (moelite / llama.cpp), decode as a fraction of the bandwidth
 # roofline for both, and the peak RSS of both.
 #
+# The two programs alternate: ROUNDS rounds per file, each running llama-bench
+# and then `moelite bench` with -r REPS. A shared machine's speed drifts by
+# tens of percent within minutes (bench/README.md), so each ratio is taken
+# within a round, from runs a few seconds apart, and the table gives the
+# median over the rounds (t/s: median ± stddev of the rounds' means; peak
+# RSS: the largest of the rounds).
+#
 # The roofline is bandwidth / bytes read per generated token (models/bench.h).
 # The bandwidth is probed by `moelite bench --bandwidth` (same thread count) in
 # its own process before each file, so the probe's buffer is not in moelite's
@@ -13,7 +20,7 @@
 # probe taken while others load it reads low), and lists them all.
 #
 # usage: LLAMA_CPP_BIN=/path/to/llama.cpp/build/bin bench/compare-llama.sh [BUILD]
-# environment: THREADS (2), PROMPT (512), GEN (128), REPS (3); MODELS: a
+# environment: THREADS (2), PROMPT (512), GEN (128), ROUNDS (3), REPS (1); MODELS: a
 # space-separated subset of the file names in bench/models.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +32,8 @@ BENCH_DIR=$BUILD/bench
 THREADS=${THREADS:-2}
 PROMPT=${PROMPT:-512}
 GEN=${GEN:-128}
-REPS=${REPS:-3}
+ROUNDS=${ROUNDS:-3}
+REPS=${REPS:-1}
 : "${LLAMA_CPP_BIN:?set LLAMA_CPP_BIN to the bin directory of a llama.cpp build (the one holding llama-bench)}"
 LLAMA_BENCH=$LLAMA_CPP_BIN/llama-bench
 [[ -x "$LLAMA_BENCH" ]] || { echo "compare-llama.sh: $LLAMA_BENCH not found" >&2; exit 1; }
@@ -47,24 +55,26 @@ for line in "${BENCH_MODELS[@]}"; do
     f=$(ensure_bench_model "$MOELITE" "$BENCH_DIR" "$line")
     bw=$(probe)
     echo "read bandwidth now: $bw GB/s with $THREADS threads" >&2
-    echo "llama-bench $name ..." >&2
-    /usr/bin/time -v -o "$out/$name.llama.time" \
-        "$LLAMA_BENCH" -m "$f" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r "$REPS" -o json \
-        >"$out/$name.llama.json" 2>"$out/$name.llama.log" ||
-        echo "  llama-bench failed on $name (see $out/$name.llama.log)" >&2
-    echo "moelite bench $name ..." >&2
-    /usr/bin/time -v -o "$out/$name.moelite.time" \
-        "$MOELITE" bench -m "$f" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r "$REPS" --bandwidth-gbs "$bw" --json \
-        >"$out/$name.moelite.json" 2>"$out/$name.moelite.log" ||
-        echo "  moelite bench failed on $name (see $out/$name.moelite.log)" >&2
+    for ((round = 1; round <= ROUNDS; round++)); do
+        echo "llama-bench $name (round $round of $ROUNDS) ..." >&2
+        /usr/bin/time -v -o "$out/$name.llama.$round.time" \
+            "$LLAMA_BENCH" -m "$f" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r "$REPS" -o json \
+            >"$out/$name.llama.$round.json" 2>"$out/$name.llama.$round.log" ||
+            echo "  llama-bench failed on $name (see $out/$name.llama.$round.log)" >&2
+        echo "moelite bench $name (round $round of $ROUNDS) ..." >&2
+        /usr/bin/time -v -o "$out/$name.moelite.$round.time" \
+            "$MOELITE" bench -m "$f" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r "$REPS" --bandwidth-gbs "$bw" --json \
+            >"$out/$name.moelite.$round.json" 2>"$out/$name.moelite.$round.log" ||
+            echo "  moelite bench failed on $name (see $out/$name.moelite.$round.log)" >&2
+    done
     echo "$name" >>"$out/files"
 done
 probe >/dev/null
 
-python3 - "$out" "$THREADS" <<'PY'
-import json, os, re, sys
+python3 - "$out" "$THREADS" "$ROUNDS" "$REPS" <<'PY'
+import json, os, re, statistics, sys
 
-out, threads = sys.argv[1], sys.argv[2]
+out, threads, rounds, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 probes = [float(x) for x in open(os.path.join(out, "bandwidth")).read().split()]
 bw = max(probes)
 
@@ -92,11 +102,24 @@ def rss_mib(path):
     except OSError:
         return None
 
-def ts(t):
-    return f"{t['avg_ts']:.2f} ± {t['stddev_ts']:.2f}" if t else "failed"
+def rounds_of(name, prog):
+    """(pp, tg) of each round; None where a run failed."""
+    return [rates(load(os.path.join(out, f"{name}.{prog}.{r}.json"))) for r in range(1, rounds + 1)]
 
-def ratio(a, b):
-    return f"{a['avg_ts'] / b['avg_ts']:.2f}x" if a and b and b["avg_ts"] > 0 else "-"
+def median_ts(tests):
+    v = [t["avg_ts"] for t in tests if t]
+    return statistics.median(v) if v else None
+
+def ts(tests):
+    v = [t["avg_ts"] for t in tests if t]
+    if not v:
+        return "failed"
+    return f"{statistics.median(v):.2f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.2f}"
+
+def ratio(ours, theirs):
+    """Median over rounds of the ratio within each round."""
+    v = [a["avg_ts"] / b["avg_ts"] for a, b in zip(ours, theirs) if a and b and b["avg_ts"] > 0]
+    return f"{statistics.median(v):.2f}x" if v else "-"
 
 def pct(x):
     return f"{100 * x:.1f} %" if x is not None else "-"
@@ -104,29 +127,33 @@ def pct(x):
 def mib(x):
     return f"{x:.0f} MiB" if x is not None else "-"
 
+def peak_rss(name, prog):
+    v = [rss_mib(os.path.join(out, f"{name}.{prog}.{r}.time")) for r in range(1, rounds + 1)]
+    v = [x for x in v if x is not None]
+    return max(v) if v else None
+
 names = open(os.path.join(out, "files")).read().split()
-isa = "?"
+isa, test_names = "?", ""
 print(f"threads: {threads}; read bandwidth {bw:.2f} GB/s, the best of {len(probes)} probes "
       f"({', '.join(f'{p:.1f}' for p in probes)} GB/s); ratios are moelite / llama.cpp\n")
 print("| file | llama.cpp pp | llama.cpp tg | moelite pp | moelite tg | pp ratio | tg ratio "
       "| tg roofline (moelite) | tg roofline (llama.cpp) | peak RSS llama.cpp | peak RSS moelite |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name in names:
-    lpp, ltg = rates(load(os.path.join(out, f"{name}.llama.json")))
-    mpp, mtg = rates(load(os.path.join(out, f"{name}.moelite.json")))
-    roof = bw * 1e9 / mtg["bytes_per_token"] if mtg and mtg.get("bytes_per_token") else None
-    if mtg:
-        isa = mtg.get("isa", isa)
+    lpp, ltg = zip(*rounds_of(name, "llama"))
+    mpp, mtg = zip(*rounds_of(name, "moelite"))
+    some_mtg = next((t for t in mtg if t), None)
+    roof = bw * 1e9 / some_mtg["bytes_per_token"] if some_mtg and some_mtg.get("bytes_per_token") else None
+    if some_mtg:
+        isa = some_mtg.get("isa", isa)
+    some = [t for t in (next((t for t in mpp if t), None), some_mtg) if t]
+    if some and not test_names:
+        test_names = ", ".join(f"pp{t['n_prompt']}" if t["n_gen"] == 0 else f"tg{t['n_gen']}" for t in some)
+    m_tg, l_tg = median_ts(mtg), median_ts(ltg)
     print(f"| {name} | {ts(lpp)} | {ts(ltg)} | {ts(mpp)} | {ts(mtg)} | {ratio(mpp, lpp)} | {ratio(mtg, ltg)} "
-          f"| {pct(mtg['avg_ts'] / roof if mtg and roof else None)} "
-          f"| {pct(ltg['avg_ts'] / roof if ltg and roof else None)} "
-          f"| {mib(rss_mib(os.path.join(out, name + '.llama.time')))} "
-          f"| {mib(rss_mib(os.path.join(out, name + '.moelite.time')))} |")
-test_names = ""
-for name in names:
-    mpp, mtg = rates(load(os.path.join(out, f"{name}.moelite.json")))
-    if mpp or mtg:
-        test_names = ", ".join(t for t in [f"pp{mpp['n_prompt']}" if mpp else "", f"tg{mtg['n_gen']}" if mtg else ""] if t)
-        break
-print(f"\ntests: {test_names} (t/s, mean ± stddev); moelite kernels: {isa}; raw results in {out}")
+          f"| {pct(m_tg / roof if m_tg and roof else None)} "
+          f"| {pct(l_tg / roof if l_tg and roof else None)} "
+          f"| {mib(peak_rss(name, 'llama'))} | {mib(peak_rss(name, 'moelite'))} |")
+print(f"\ntests: {test_names} (t/s over {rounds} rounds of -r {reps}: "
+      f"median ± stddev; ratios: median of the rounds' ratios); moelite kernels: {isa}; raw results in {out}")
 PY
