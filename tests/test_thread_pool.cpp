@@ -1,6 +1,7 @@
 // The CPU backend's thread pool: every thread runs each job exactly once with
 // its own index, barriers separate phases (no thread reads a slot before all
-// were written), workers wake after sleeping, and what one barrier costs.
+// were written), workers wake after sleeping, and what one barrier costs; and
+// the ops' units taken as threads get to them (OpContext::take_units).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "backends/cpu/ops.h"
 #include "backends/cpu/thread_pool.h"
 
 using namespace moelite;
@@ -63,7 +65,72 @@ struct BarrierLoop {
     }
 };
 
+// Rounds of OpContext::take_units over n units, as successive ops take them
+// (start, barrier, takes, barrier): which thread took each unit, and shared
+// takes shorter than min_take before the last unit.
+struct UnitJob {
+    ThreadPool* pool;
+    std::atomic<int64_t>* counter;  // null: the even split
+    int64_t n, min_take;
+    int rounds;
+    std::vector<std::atomic<int>> taken;  // rounds * n: times taken
+    std::vector<std::atomic<int>> taker;  // rounds * n: the thread that took it
+    std::atomic<int> short_takes{0};
+    UnitJob(ThreadPool* p, std::atomic<int64_t>* c, int64_t units, int64_t min, int r)
+        : pool(p), counter(c), n(units), min_take(min), rounds(r), taken(size_t(r * units)), taker(size_t(r * units)) {}
+    static void fn(void* ctx, int ith, int nth) {
+        auto& job = *static_cast<UnitJob*>(ctx);
+        cpu::OpContext oc;
+        oc.ith = ith;
+        oc.nth = nth;
+        oc.pool = job.pool;
+        oc.next_unit = job.counter;
+        for (int r = 0; r < job.rounds; ++r) {
+            cpu::UnitTake take = oc.start_units();
+            job.pool->barrier();
+            while (oc.take_units(job.n, job.min_take, &take)) {
+                if (job.counter && take.end - take.begin < job.min_take && take.end != job.n) job.short_takes++;
+                for (int64_t u = take.begin; u < take.end; ++u) {
+                    job.taken[size_t(r * job.n + u)]++;
+                    job.taker[size_t(r * job.n + u)] = ith;
+                }
+            }
+            job.pool->barrier();
+        }
+    }
+};
+
 }  // namespace
+
+TEST_CASE("thread pool: units taken as the threads get to them are each taken once") {
+    for (int nth : {1, 2, 3, 5}) {
+        for (int64_t n : {int64_t(0), int64_t(1), int64_t(7), int64_t(560)}) {
+            for (int64_t min_take : {int64_t(1), int64_t(4)}) {
+                INFO("threads " << nth << ", units " << n << ", at least " << min_take << " a take");
+                ThreadPool pool(nth);
+                std::atomic<int64_t> counter{-12345};  // start_units resets it
+                for (bool shared : {true, false}) {
+                    UnitJob job(&pool, shared ? &counter : nullptr, n, min_take, 40);
+                    pool.run(UnitJob::fn, &job);
+                    int once = 0;
+                    for (auto& t : job.taken) once += t.load() == 1;
+                    CHECK(once == 40 * n);
+                    CHECK(job.short_takes.load() == 0);
+                    if (!shared) {
+                        // The even split: thread i takes split_range's share.
+                        bool even = true;
+                        for (int i = 0; i < nth; ++i) {
+                            int64_t u0, u1;
+                            cpu::split_range(n, i, nth, &u0, &u1);
+                            for (int64_t u = u0; u < u1; ++u) even = even && job.taker[size_t(u)].load() == i;
+                        }
+                        CHECK(even);
+                    }
+                }
+            }
+        }
+    }
+}
 
 TEST_CASE("thread pool: each thread runs each job once with its index") {
     for (int n : {1, 2, 3, 5}) {

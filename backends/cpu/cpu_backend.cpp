@@ -50,6 +50,7 @@ struct CpuBackend::Job {
     ThreadPool* pool;
     char* scratch;
     int64_t blas_min_cols;
+    alignas(64) mutable std::atomic<int64_t> next_unit{0};  // OpContext::take_units
 };
 
 CpuBackend::CpuBackend(const CpuBackendOptions& options)
@@ -184,6 +185,7 @@ void CpuBackend::run_job(void* ctx, int ith, int nth) {
     oc.kt = job.kernels;
     oc.wdata = job.scratch;
     oc.blas_min_cols = job.blas_min_cols;
+    oc.next_unit = &job.next_unit;
     bool first = true;
     for (const Tensor* node : job.nodes) {
         if (!needs_compute(*node)) continue;

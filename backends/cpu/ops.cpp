@@ -2,6 +2,7 @@
 // scratch each needs, and the call of each op's kernel. Also the row
 // conversion helpers every kernel shares (kernel table first, reference of
 // quant/quant.h as the fallback).
+#include <algorithm>
 #include <cstring>
 
 #include "backends/cpu/ops.h"
@@ -121,6 +122,32 @@ ToFloatFn row_to_float(DType type) {
 ToFloatFn row_to_float(const KernelTable& kt, DType type) {
     if (kt.to_float[uint32_t(type)]) return kt.to_float[uint32_t(type)];
     return row_to_float(type);
+}
+
+UnitTake OpContext::start_units() const {
+    UnitTake take;
+    take.shared = next_unit != nullptr && nth > 1;
+    if (take.shared && ith == 0) next_unit->store(0, std::memory_order_relaxed);
+    return take;
+}
+
+bool OpContext::take_units(int64_t n, int64_t min_take, UnitTake* take) const {
+    if (!take->shared) {
+        if (take->even_share_taken) return false;
+        take->even_share_taken = true;
+        split_range(n, ith, nth, &take->begin, &take->end);
+        return take->begin < take->end;
+    }
+    int64_t begin = next_unit->load(std::memory_order_relaxed);
+    for (;;) {
+        if (begin >= n) return false;
+        const int64_t count = std::min(n - begin, std::max(min_take, (n - begin) / (2 * int64_t(nth))));
+        if (next_unit->compare_exchange_weak(begin, begin + count, std::memory_order_relaxed)) {
+            take->begin = begin;
+            take->end = begin + count;
+            return true;
+        }
+    }
 }
 
 FromFloatFn row_from_float(const KernelTable& kt, DType type) {

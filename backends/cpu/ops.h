@@ -11,6 +11,7 @@
 // is the slice of it at ctx.thread_scratch(ith).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -30,11 +31,34 @@ struct OpContext {
     char* wdata = nullptr;        // shared scratch, op_work_size() bytes
     size_t shared_bytes = 0;      // bytes at the start of wdata shared by all threads
     size_t per_thread_bytes = 0;  // then nth slices of this many bytes
+    // One counter shared by the threads for take_units(); null where there is
+    // none (the op then splits its units evenly).
+    std::atomic<int64_t>* next_unit = nullptr;
 
     void barrier() const {
         if (pool) pool->barrier();
     }
     char* thread_scratch() const { return wdata + shared_bytes + size_t(ith) * per_thread_bytes; }
+
+    // Units taken as the threads get to them, so that a thread slowed down
+    // (by the other programs of a shared machine, or the memory they use) is
+    // not waited for at the barrier: `UnitTake t = start_units();` before a
+    // barrier, then `while (take_units(n, min_take, &t))` after it. Each take
+    // is a share of what is left (a quarter of it with 2 threads, at least
+    // min_take units), so the first takes are long contiguous stretches (a
+    // decode streams its weights) and the last ones short. The barrier
+    // between nodes keeps the next op's start from overtaking this op's last
+    // take. A default UnitTake (or no counter) splits the units evenly,
+    // min_take aside.
+    struct UnitTake start_units() const;
+    bool take_units(int64_t n, int64_t min_take, struct UnitTake* take) const;
+};
+
+// What take_units() gave this thread: units [begin, end).
+struct UnitTake {
+    int64_t begin = 0, end = 0;
+    bool shared = false;  // from the shared counter (start_units); else one even share
+    bool even_share_taken = false;
 };
 
 // Scratch an op needs: `shared` bytes for all threads, then `per_thread` bytes each.

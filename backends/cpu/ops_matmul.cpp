@@ -442,7 +442,11 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
     const bool fly = repacks_on_the_fly(node) && fast_repacked_gemm(*ctx.kt, w.type);
     char* unit_rows = ctx.thread_scratch() + align_up(sizeof(float) * size_t(K));
 
+    // Units taken as the threads get to them where the conversion's barrier
+    // comes between start and take; else split evenly.
+    UnitTake take;
     if (!in_place) {
+        take = ctx.start_units();
         int64_t r0, r1;
         split_range(x.nrows(), ctx.ith, ctx.nth, &r0, &r1);
         convert_rows(x, r0, r1, row_from_float(*ctx.kt, vdt), ctx.wdata, stride,
@@ -465,26 +469,26 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
     if (n_batch * n_cblk * ((M + kRowsPerUnit - 1) / kRowsPerUnit) < 4 * ctx.nth) rows_per_unit = min_rows;
     const int64_t n_rblk = (M + rows_per_unit - 1) / rows_per_unit;
 
-    int64_t u0, u1;
-    split_range(n_batch * n_cblk * n_rblk, ctx.ith, ctx.nth, &u0, &u1);
-    for (int64_t u = u0; u < u1; ++u) {
-        const int64_t rb = u % n_rblk, cb = (u / n_rblk) % n_cblk, b = u / (n_rblk * n_cblk);
-        const int64_t i2 = b % x.ne[2], i3 = b / x.ne[2];
-        const char* wb = static_cast<const char*>(w.data) + (i2 / r2) * w.nb[2] + (i3 / r3) * w.nb[3];
-        char* ob = static_cast<char*>(node.data) + i2 * node.nb[2] + i3 * node.nb[3];
-        const int64_t m0 = rb * rows_per_unit, m_end = std::min(M, m0 + rows_per_unit);
-        const int64_t n0 = cb * kColsPerUnit, n_end = std::min(N, n0 + kColsPerUnit);
-        const void* x_rows[kColsPerUnit];
-        float* out_rows[kColsPerUnit];
-        for (int64_t n = n0; n < n_end; ++n) {
-            x_rows[n - n0] = x_row(x, in_place, ctx.wdata, stride, n, i2, i3);
-            out_rows[n - n0] = reinterpret_cast<float*>(ob + n * node.nb[1]) + m0;
-        }
-        if (repacked) {
-            ctx.kt->gemm_repacked[uint32_t(w.type)](K, m_end - m0, n_end - n0, wb + m0 * w.nb[1], w.nb[1], x_rows,
-                                                    out_rows);
-        } else {
-            gemm_tiles(*ctx.kt, w.type, K, m_end - m0, n_end - n0, wb + m0 * w.nb[1], w.nb[1], x_rows, out_rows);
+    while (ctx.take_units(n_batch * n_cblk * n_rblk, 1, &take)) {
+        for (int64_t u = take.begin; u < take.end; ++u) {
+            const int64_t rb = u % n_rblk, cb = (u / n_rblk) % n_cblk, b = u / (n_rblk * n_cblk);
+            const int64_t i2 = b % x.ne[2], i3 = b / x.ne[2];
+            const char* wb = static_cast<const char*>(w.data) + (i2 / r2) * w.nb[2] + (i3 / r3) * w.nb[3];
+            char* ob = static_cast<char*>(node.data) + i2 * node.nb[2] + i3 * node.nb[3];
+            const int64_t m0 = rb * rows_per_unit, m_end = std::min(M, m0 + rows_per_unit);
+            const int64_t n0 = cb * kColsPerUnit, n_end = std::min(N, n0 + kColsPerUnit);
+            const void* x_rows[kColsPerUnit];
+            float* out_rows[kColsPerUnit];
+            for (int64_t n = n0; n < n_end; ++n) {
+                x_rows[n - n0] = x_row(x, in_place, ctx.wdata, stride, n, i2, i3);
+                out_rows[n - n0] = reinterpret_cast<float*>(ob + n * node.nb[1]) + m0;
+            }
+            if (repacked) {
+                ctx.kt->gemm_repacked[uint32_t(w.type)](K, m_end - m0, n_end - n0, wb + m0 * w.nb[1], w.nb[1], x_rows,
+                                                        out_rows);
+            } else {
+                gemm_tiles(*ctx.kt, w.type, K, m_end - m0, n_end - n0, wb + m0 * w.nb[1], w.nb[1], x_rows, out_rows);
+            }
         }
     }
 }

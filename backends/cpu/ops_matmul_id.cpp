@@ -147,6 +147,9 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
     char* xblocks = ctx.wdata + l.xblocks_at;
     char* scratch = ctx.thread_scratch();
 
+    // The units (below) are taken as the threads get to them: experts with
+    // more rows of the batch make longer units.
+    UnitTake take = ctx.start_units();
     if (!in_place) {
         int64_t r0, r1;
         split_range(x.nrows(), ctx.ith, ctx.nth, &r0, &r1);
@@ -231,42 +234,43 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
         const int64_t j = entry % k, t = entry / k;
         return reinterpret_cast<float*>(static_cast<char*>(node.data) + j * node.nb[1] + t * node.nb[2]) + m0;
     };
-    int64_t u0, u1;
-    split_range(unit_first[n_active], ctx.ith, ctx.nth, &u0, &u1);
-    for (int64_t u = u0; u < u1; ++u) {
-        const int32_t i = owner(unit_first, u), e = active[1 + i];
-        const int32_t begin = offsets[e], end = offsets[e + 1];
-        const char* wb = static_cast<const char*>(w.data) + e * w.nb[2];
-        if (on_tiles(e)) {
-            const int64_t m0 = (u - unit_first[i]) * kBf16MaxRows, rows = std::min(kBf16MaxRows, M - m0);
-            char* unit = scratch + l.unit_at;
-            auto* out = reinterpret_cast<float*>(scratch + l.out_at);
-            weight_rows_to_panels(*ctx.kt, w, wb, m0, rows, floats, reinterpret_cast<uint16_t*>(scratch + l.stage_at),
-                                  nullptr, unit);
-            ctx.kt->gemm_bf16(bf16_k_pad(K), rows, end - begin, unit,
-                              reinterpret_cast<const uint16_t*>(xblocks + size_t(xblock_first[i]) * xblock_bytes),
-                              sizeof(uint16_t) * size_t(bf16_k_pad(K)), out, sizeof(float) * kBf16MaxRows);
-            for (int32_t q = begin; q < end; ++q)
-                std::memcpy(out_row(entries[q], m0), out + size_t(q - begin) * kBf16MaxRows,
-                            sizeof(float) * size_t(rows));
-            continue;
-        }
-        const int64_t m0 = (u - unit_first[i]) * kRowsPerUnit, m_end = std::min(M, m0 + kRowsPerUnit);
-        const bool repack_unit = repacked_gemm && end - begin >= kRepackMinTokens && (m_end - m0) % kRepackRows == 0;
-        if (repack_unit) repack_rows(w.type, K, m_end - m0, wb + m0 * w.nb[1], w.nb[1], unit_rows);
-        // The expert's rows in chunks of kColsPerUnit, each one tile call.
-        const void* x_rows[kColsPerUnit];
-        float* out_rows[kColsPerUnit];
-        for (int32_t q0 = begin; q0 < end; q0 += int32_t(kColsPerUnit)) {
-            const int32_t q1 = std::min<int32_t>(end, q0 + int32_t(kColsPerUnit));
-            for (int32_t q = q0; q < q1; ++q) {
-                x_rows[q - q0] = x_row(x, in_place, ctx.wdata, stride, (entries[q] % k) % nx, entries[q] / k, 0);
-                out_rows[q - q0] = out_row(entries[q], m0);
+    while (ctx.take_units(unit_first[n_active], 1, &take)) {
+        for (int64_t u = take.begin; u < take.end; ++u) {
+            const int32_t i = owner(unit_first, u), e = active[1 + i];
+            const int32_t begin = offsets[e], end = offsets[e + 1];
+            const char* wb = static_cast<const char*>(w.data) + e * w.nb[2];
+            if (on_tiles(e)) {
+                const int64_t m0 = (u - unit_first[i]) * kBf16MaxRows, rows = std::min(kBf16MaxRows, M - m0);
+                char* unit = scratch + l.unit_at;
+                auto* out = reinterpret_cast<float*>(scratch + l.out_at);
+                weight_rows_to_panels(*ctx.kt, w, wb, m0, rows, floats,
+                                      reinterpret_cast<uint16_t*>(scratch + l.stage_at), nullptr, unit);
+                ctx.kt->gemm_bf16(bf16_k_pad(K), rows, end - begin, unit,
+                                  reinterpret_cast<const uint16_t*>(xblocks + size_t(xblock_first[i]) * xblock_bytes),
+                                  sizeof(uint16_t) * size_t(bf16_k_pad(K)), out, sizeof(float) * kBf16MaxRows);
+                for (int32_t q = begin; q < end; ++q)
+                    std::memcpy(out_row(entries[q], m0), out + size_t(q - begin) * kBf16MaxRows,
+                                sizeof(float) * size_t(rows));
+                continue;
             }
-            if (repack_unit) {
-                repacked_gemm(K, m_end - m0, q1 - q0, unit_rows, w.row_bytes(), x_rows, out_rows);
-            } else {
-                gemm_tiles(*ctx.kt, w.type, K, m_end - m0, q1 - q0, wb + m0 * w.nb[1], w.nb[1], x_rows, out_rows);
+            const int64_t m0 = (u - unit_first[i]) * kRowsPerUnit, m_end = std::min(M, m0 + kRowsPerUnit);
+            const bool repack_unit =
+                repacked_gemm && end - begin >= kRepackMinTokens && (m_end - m0) % kRepackRows == 0;
+            if (repack_unit) repack_rows(w.type, K, m_end - m0, wb + m0 * w.nb[1], w.nb[1], unit_rows);
+            // The expert's rows in chunks of kColsPerUnit, each one tile call.
+            const void* x_rows[kColsPerUnit];
+            float* out_rows[kColsPerUnit];
+            for (int32_t q0 = begin; q0 < end; q0 += int32_t(kColsPerUnit)) {
+                const int32_t q1 = std::min<int32_t>(end, q0 + int32_t(kColsPerUnit));
+                for (int32_t q = q0; q < q1; ++q) {
+                    x_rows[q - q0] = x_row(x, in_place, ctx.wdata, stride, (entries[q] % k) % nx, entries[q] / k, 0);
+                    out_rows[q - q0] = out_row(entries[q], m0);
+                }
+                if (repack_unit) {
+                    repacked_gemm(K, m_end - m0, q1 - q0, unit_rows, w.row_bytes(), x_rows, out_rows);
+                } else {
+                    gemm_tiles(*ctx.kt, w.type, K, m_end - m0, q1 - q0, wb + m0 * w.nb[1], w.nb[1], x_rows, out_rows);
+                }
             }
         }
     }
