@@ -34,6 +34,8 @@ PROMPT=${PROMPT:-512}
 GEN=${GEN:-128}
 ROUNDS=${ROUNDS:-3}
 REPS=${REPS:-1}
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ && "$REPS" =~ ^[1-9][0-9]*$ ]] ||
+    { echo "compare-llama.sh: ROUNDS and REPS must be positive whole numbers" >&2; exit 1; }
 : "${LLAMA_CPP_BIN:?set LLAMA_CPP_BIN to the bin directory of a llama.cpp build (the one holding llama-bench)}"
 LLAMA_BENCH=$LLAMA_CPP_BIN/llama-bench
 [[ -x "$LLAMA_BENCH" ]] || { echo "compare-llama.sh: $LLAMA_BENCH not found" >&2; exit 1; }
@@ -111,10 +113,13 @@ def median_ts(tests):
     return statistics.median(v) if v else None
 
 def ts(tests):
-    v = [t["avg_ts"] for t in tests if t]
-    if not v:
+    done = [t for t in tests if t]
+    if not done:
         return "failed"
-    return f"{statistics.median(v):.2f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.2f}"
+    if len(done) == 1:  # one round: the program's own spread over its repetitions
+        return f"{done[0]['avg_ts']:.2f} ± {done[0].get('stddev_ts', 0.0):.2f}"
+    v = [t["avg_ts"] for t in done]
+    return f"{statistics.median(v):.2f} ± {statistics.stdev(v):.2f}"
 
 def ratio(ours, theirs):
     """Median over rounds of the ratio within each round."""
@@ -128,7 +133,9 @@ def mib(x):
     return f"{x:.0f} MiB" if x is not None else "-"
 
 def peak_rss(name, prog):
-    v = [rss_mib(os.path.join(out, f"{name}.{prog}.{r}.time")) for r in range(1, rounds + 1)]
+    """The largest of the rounds whose run gave results (a failed run has a time file too)."""
+    v = [rss_mib(os.path.join(out, f"{name}.{prog}.{r}.time")) for r in range(1, rounds + 1)
+         if load(os.path.join(out, f"{name}.{prog}.{r}.json"))]
     v = [x for x in v if x is not None]
     return max(v) if v else None
 

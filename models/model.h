@@ -59,7 +59,7 @@ private:
     void adopt_weights(Backend& host);
 
     std::unique_ptr<Buffer> buffer_;
-    // Weights the backend moved into memory of its own (repacked), if any.
+    // Weights the backend moved into memory of its own (repacked or copied), if any.
     std::vector<std::unique_ptr<Buffer>> own_buffers_;
     std::deque<Tensor> tensors_;
     std::array<Tensor*, size_t(TensorRole::Count)> globals_{};

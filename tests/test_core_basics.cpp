@@ -1,12 +1,14 @@
-// core/ basics: the dtype size table, f16/bf16/fp8 conversions, tensor views.
+// core/ basics: the dtype size table, f16/bf16/fp8 conversions, tensor views, host memory.
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/host_memory.h"
 #include "core/tensor.h"
 
 using namespace moelite;
@@ -79,4 +81,24 @@ TEST_CASE("errors carry their message") {
     } catch (const Error& e) {
         CHECK(std::string(e.what()) == "file x.gguf: bad magic");
     }
+}
+
+TEST_CASE("host memory: aligned, writable to the last byte, huge-page aligned from 2 MiB") {
+    for (size_t bytes : {size_t(1), size_t(1000), kHugePageBytes - 1, kHugePageBytes, 3 * kHugePageBytes + 5}) {
+        for (size_t alignment : {size_t(64), size_t(4096)}) {
+            INFO(bytes << " bytes, aligned to " << alignment);
+            HostMemory m = allocate_host_memory(bytes, alignment, "test");
+            REQUIRE(m != nullptr);
+            const uintptr_t at = reinterpret_cast<uintptr_t>(m.get());
+            CHECK(at % alignment == 0);
+            if (bytes >= kHugePageBytes) CHECK(at % kHugePageBytes == 0);
+            auto* p = static_cast<unsigned char*>(m.get());
+            for (size_t i = 0; i < bytes; i += 4093) p[i] = static_cast<unsigned char>(i);
+            p[bytes - 1] = 0xa5;
+            CHECK(p[bytes - 1] == 0xa5);
+            if (bytes > 1) CHECK(p[0] == 0);
+        }
+    }
+    // Memory the kernel cannot give is an Error naming what it was for.
+    CHECK_THROWS_WITH_AS(allocate_host_memory(size_t(1) << 62, 64, "the probe"), doctest::Contains("the probe"), Error);
 }

@@ -172,6 +172,20 @@ TEST_CASE("adopted weights: other types are copied as they are when they fill a 
     Tensor* ids = g.new_input(DType::I32, {2});
     CHECK(cpu.supports_op(*g.get_rows(&w, ids)));
 
+    // Rows further apart than their size come out contiguous.
+    const size_t pad = 64;
+    std::vector<uint8_t> padded((row_bytes + pad) * size_t(big_m), 0xee);
+    for (int64_t r = 0; r < big_m; ++r)
+        std::memcpy(padded.data() + size_t(r) * (row_bytes + pad), bytes.data() + size_t(r) * row_bytes, row_bytes);
+    auto wrapped_padded = cpu.wrap_host_memory(padded.data(), padded.size());
+    Tensor spaced = weight_over(DType::Q8_0, k, big_m, padded.data(), wrapped_padded.get());
+    spaced.nb[1] = row_bytes + pad;
+    spaced.nb[2] = spaced.nb[3] = spaced.nb[1] * size_t(big_m);
+    auto own_spaced = cpu.adopt_weight(spaced);
+    REQUIRE(own_spaced != nullptr);
+    CHECK(spaced.nb[1] == row_bytes);
+    CHECK(std::memcmp(spaced.data, bytes.data(), bytes.size()) == 0);
+
     // Smaller than a huge page: left where it is.
     Tensor small = weight_over(DType::Q8_0, k, int64_t(kHugePageBytes / row_bytes) - 1, bytes.data(), wrapped.get());
     CHECK(cpu.adopt_weight(small) == nullptr);

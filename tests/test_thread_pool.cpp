@@ -76,6 +76,7 @@ struct UnitJob {
     std::vector<std::atomic<int>> taken;  // rounds * n: times taken
     std::vector<std::atomic<int>> taker;  // rounds * n: the thread that took it
     std::atomic<int> short_takes{0};
+    std::atomic<int> shared_takes{0};  // takes that came from the counter
     UnitJob(ThreadPool* p, std::atomic<int64_t>* c, int64_t units, int64_t min, int r)
         : pool(p), counter(c), n(units), min_take(min), rounds(r), taken(size_t(r * units)), taker(size_t(r * units)) {}
     static void fn(void* ctx, int ith, int nth) {
@@ -89,6 +90,7 @@ struct UnitJob {
             cpu::UnitTake take = oc.start_units();
             job.pool->barrier();
             while (oc.take_units(job.n, job.min_take, &take)) {
+                if (take.shared) job.shared_takes++;
                 if (job.counter && take.end - take.begin < job.min_take && take.end != job.n) job.short_takes++;
                 for (int64_t u = take.begin; u < take.end; ++u) {
                     job.taken[size_t(r * job.n + u)]++;
@@ -116,6 +118,9 @@ TEST_CASE("thread pool: units taken as the threads get to them are each taken on
                     for (auto& t : job.taken) once += t.load() == 1;
                     CHECK(once == 40 * n);
                     CHECK(job.short_takes.load() == 0);
+                    // The counter is used wherever there is one and more than one thread.
+                    CHECK((job.shared_takes.load() > 0) == (shared && nth > 1 && n > 0));
+                    if (shared && nth > 1) CHECK(counter.load() == n);
                     if (!shared) {
                         // The even split: thread i takes split_range's share.
                         bool even = true;

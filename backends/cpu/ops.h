@@ -22,6 +22,13 @@
 
 namespace moelite::cpu {
 
+// What take_units() gave this thread: units [begin, end).
+struct UnitTake {
+    int64_t begin = 0, end = 0;
+    bool shared = false;  // from the shared counter (start_units); else one even share
+    bool even_share_taken = false;
+};
+
 struct OpContext {
     int ith = 0;
     int nth = 1;
@@ -50,15 +57,8 @@ struct OpContext {
     // between nodes keeps the next op's start from overtaking this op's last
     // take. A default UnitTake (or no counter) splits the units evenly,
     // min_take aside.
-    struct UnitTake start_units() const;
-    bool take_units(int64_t n, int64_t min_take, struct UnitTake* take) const;
-};
-
-// What take_units() gave this thread: units [begin, end).
-struct UnitTake {
-    int64_t begin = 0, end = 0;
-    bool shared = false;  // from the shared counter (start_units); else one even share
-    bool even_share_taken = false;
+    UnitTake start_units() const;
+    bool take_units(int64_t n, int64_t min_take, UnitTake* take) const;
 };
 
 // Scratch an op needs: `shared` bytes for all threads, then `per_thread` bytes each.

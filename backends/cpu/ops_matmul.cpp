@@ -8,10 +8,10 @@
 // vec_dot_type (Q8_0, Q8_K, F16, ...) into shared scratch, split across
 // threads by rows; F32 weights read contiguous F32 rows in place. After a
 // barrier, the outputs are split into units of up to kRowsPerUnit weight
-// rows by kColsPerUnit activation rows, and each thread takes a contiguous
-// range of units, so in decode (N = 1) each thread streams its own slice of
-// the weights, and in prefill a block of weight rows stays in cache while
-// the activation rows pass over it. Each unit is one call of the kernel
+// rows by kColsPerUnit activation rows, which the threads take as they get to
+// them (OpContext::take_units: long contiguous stretches first, so in decode
+// (N = 1) each thread streams a slice of the weights), and in prefill a block
+// of weight rows stays in cache while the activation rows pass over it. Each unit is one call of the kernel
 // table's tile kernel (gemm_tiles, quant/gemm.h), which shares activation
 // loads across weight rows and weight unpacking across activation rows; types
 // without one loop over vec_dot.

@@ -14,7 +14,8 @@
 //     product: their activation rows are rounded to bf16 rows (quant/gemm.h)
 //     in blocks of kBf16PanelRows per expert (xblocks, the last padded with
 //     zeros), shared by all threads, then a barrier.
-//  3. The units, split evenly between threads: per chosen expert, blocks of
+//  3. The units, taken by the threads as they get to them
+//     (OpContext::take_units): per chosen expert, blocks of
 //     kBf16MaxRows weight rows (bf16 tiles, dequantized once per unit) or of
 //     kRowsPerUnit rows (tile kernels; repacked on the fly into the thread's
 //     scratch when the expert has at least kRepackMinTokens rows), each over
