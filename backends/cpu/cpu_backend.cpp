@@ -129,9 +129,9 @@ std::unique_ptr<Buffer> CpuBackend::adopt_weight(Tensor& t) {
             cpu::split_range(a.t.ne[1] / unit, ith, nth, &u0, &u1);
             if (u0 >= u1) return;
             const size_t first = size_t(u0 * unit), rows = size_t((u1 - u0) * unit);
-            const char* src = static_cast<const char*>(a.t.data) + first * a.t.nb[1];
-            char* dst = static_cast<char*>(a.dst) + first * a.t.row_bytes();  // rows made contiguous
             const size_t row_bytes = a.t.row_bytes();
+            const char* src = static_cast<const char*>(a.t.data) + first * a.t.nb[1];
+            char* dst = static_cast<char*>(a.dst) + first * row_bytes;  // rows made contiguous
             if (a.repack) {
                 repack_rows(a.t.type, a.t.ne[0], int64_t(rows), src, a.t.nb[1], dst);
             } else if (a.t.nb[1] == row_bytes) {
