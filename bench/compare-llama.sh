@@ -51,6 +51,17 @@ probe() {
         python3 -c 'import json,sys; print(json.load(sys.stdin)["bandwidth_gbs"])' | tee -a "$out/bandwidth"
 }
 
+# timed_run PROG COMMAND...: one round's run of PROG (llama or moelite) on
+# file $name, its JSON, log and time output kept as $out/$name.PROG.$round.*.
+timed_run() {
+    local prog=$1 stem
+    shift
+    stem=$out/$name.$prog.$round
+    echo "$prog $name (round $round of $ROUNDS) ..." >&2
+    /usr/bin/time -v -o "$stem.time" "$@" >"$stem.json" 2>"$stem.log" ||
+        echo "  $prog failed on $name (see $stem.log)" >&2
+}
+
 for line in "${BENCH_MODELS[@]}"; do
     read -r name _ <<<"$line"
     if [[ -n "${MODELS:-}" && " $MODELS " != *" $name "* ]]; then continue; fi
@@ -58,16 +69,9 @@ for line in "${BENCH_MODELS[@]}"; do
     bw=$(probe)
     echo "read bandwidth now: $bw GB/s with $THREADS threads" >&2
     for ((round = 1; round <= ROUNDS; round++)); do
-        echo "llama-bench $name (round $round of $ROUNDS) ..." >&2
-        /usr/bin/time -v -o "$out/$name.llama.$round.time" \
-            "$LLAMA_BENCH" -m "$f" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r "$REPS" -o json \
-            >"$out/$name.llama.$round.json" 2>"$out/$name.llama.$round.log" ||
-            echo "  llama-bench failed on $name (see $out/$name.llama.$round.log)" >&2
-        echo "moelite bench $name (round $round of $ROUNDS) ..." >&2
-        /usr/bin/time -v -o "$out/$name.moelite.$round.time" \
-            "$MOELITE" bench -m "$f" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r "$REPS" --bandwidth-gbs "$bw" --json \
-            >"$out/$name.moelite.$round.json" 2>"$out/$name.moelite.$round.log" ||
-            echo "  moelite bench failed on $name (see $out/$name.moelite.$round.log)" >&2
+        timed_run llama "$LLAMA_BENCH" -m "$f" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r "$REPS" -o json
+        timed_run moelite "$MOELITE" bench -m "$f" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r "$REPS" \
+            --bandwidth-gbs "$bw" --json
     done
     echo "$name" >>"$out/files"
 done
@@ -117,9 +121,10 @@ def ts(tests):
     if not done:
         return "failed"
     if len(done) == 1:  # one round: the program's own spread over its repetitions
-        return f"{done[0]['avg_ts']:.2f} ± {done[0].get('stddev_ts', 0.0):.2f}"
-    v = [t["avg_ts"] for t in done]
-    return f"{statistics.median(v):.2f} ± {statistics.stdev(v):.2f}"
+        spread = done[0].get("stddev_ts", 0.0)
+    else:
+        spread = statistics.stdev(t["avg_ts"] for t in done)
+    return f"{median_ts(done):.2f} ± {spread:.2f}"
 
 def ratio(ours, theirs):
     """Median over rounds of the ratio within each round."""
