@@ -54,10 +54,12 @@ inline const uint8_t* group_block(const uint8_t* group, int64_t b, size_t chunk_
     return group + size_t(b) * (chunk_bytes + field_bytes);
 }
 
-// One prefetch per line of a block, kPrefetchBytes ahead.
+// One prefetch per line of a block, kPrefetchBytes ahead; non-temporal in
+// decode (kOnce), as the plain tiles' prefetch_ahead.
+template <bool kOnce>
 inline void prefetch_block(const uint8_t* block, size_t bytes) {
     for (size_t o = 0; o < bytes; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(block) + o + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(block) + o + kPrefetchBytes, kOnce ? _MM_HINT_NTA : _MM_HINT_T0);
 }
 
 // Q5_0 block of a group: d[8] among the fields; the rows' qh words (lane r:
@@ -97,7 +99,7 @@ void tile_q45_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, 
     for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* fields = group_block(group, b, kChunks, 16);
         const uint8_t* gb = fields + 16;
-        prefetch_block(fields, kChunks + 16);
+        prefetch_block<NR == 1>(fields, kChunks + 16);
         const __m256i qh = kFifthBit ? load256(gb) : _mm256_setzero_si256();
         // Q4_0: one int16 sum of all 8 maddubs (<= 30480); Q5_0: one per nibble half.
         __m256i p_lo[NR], p_hi[NR];
@@ -150,7 +152,7 @@ void tile_q8_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, f
     for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* fields = group_block(group, b, kChunks, 16);
         const uint8_t* gb = fields + 16;
-        prefetch_block(fields, kChunks + 16);
+        prefetch_block<NR == 1>(fields, kChunks + 16);
         __m256i sumi[NR];
 #pragma GCC unroll 8
         for (int c = 0; c < 8; ++c) {
