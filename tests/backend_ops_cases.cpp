@@ -84,6 +84,11 @@ void add_mul_mat(std::vector<OpCase>& cases) {
         cases.push_back({"mul_mat " + t + " broadcast dims 2,3", tol, [=](OpCaseBuilder& b) {
                              return b.graph().mul_mat(b.input(w, {K, 9, 2, 1}), b.input(DType::F32, {K, 3, 4, 3}));
                          }});
+        // One activation row per batch (decode, as attention without
+        // flash_attn): runs of row units end at each batch's last row.
+        cases.push_back({"mul_mat " + t + " broadcast dims 2,3, N1", tol, [=](OpCaseBuilder& b) {
+                             return b.graph().mul_mat(b.input(w, {K, 40, 2, 1}), b.input(DType::F32, {K, 1, 2, 3}));
+                         }});
         cases.push_back({"mul_mat " + t + " broadcast dims 2,3, N33", tol, [=](OpCaseBuilder& b) {
                              return b.graph().mul_mat(b.input(w, {K, 40, 2, 1}), b.input(DType::F32, {K, 33, 2, 3}));
                          }});

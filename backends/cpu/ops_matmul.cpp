@@ -470,12 +470,18 @@ void op_mul_mat(const Tensor& node, const OpContext& ctx) {
     const int64_t n_rblk = (M + rows_per_unit - 1) / rows_per_unit;
 
     while (ctx.take_units(n_batch * n_cblk * n_rblk, 1, &take)) {
-        for (int64_t u = take.begin; u < take.end; ++u) {
+        for (int64_t u = take.begin; u < take.end;) {
             const int64_t rb = u % n_rblk, cb = (u / n_rblk) % n_cblk, b = u / (n_rblk * n_cblk);
+            // One activation row (decode): the take's consecutive row units
+            // of one batch go to the tiles as one range. Each weight row is
+            // read once either way; this saves a call and the divisions
+            // above per unit (about 1.5 % of decode's samples in perf).
+            const int64_t run = N == 1 ? std::min(take.end - u, n_rblk - rb) : 1;
+            u += run;
             const int64_t i2 = b % x.ne[2], i3 = b / x.ne[2];
             const char* wb = static_cast<const char*>(w.data) + (i2 / r2) * w.nb[2] + (i3 / r3) * w.nb[3];
             char* ob = static_cast<char*>(node.data) + i2 * node.nb[2] + i3 * node.nb[3];
-            const int64_t m0 = rb * rows_per_unit, m_end = std::min(M, m0 + rows_per_unit);
+            const int64_t m0 = rb * rows_per_unit, m_end = std::min(M, (rb + run) * rows_per_unit);
             const int64_t n0 = cb * kColsPerUnit, n_end = std::min(N, n0 + kColsPerUnit);
             const void* x_rows[kColsPerUnit];
             float* out_rows[kColsPerUnit];
