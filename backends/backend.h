@@ -17,6 +17,12 @@
 
 namespace moelite {
 
+// Which ops read a model weight offered to Backend::adopt_weight.
+enum class WeightReaders {
+    MulMatOnly,       // the weight operand of mul_mat, nothing else
+    MulMatAndGetRows  // also get_rows: a token embedding tied to the output
+};
+
 class Backend;
 
 // A block of memory owned by one backend. Host buffers expose a CPU pointer;
@@ -49,9 +55,12 @@ public:
     // then returns the buffer now holding t's data, with t.data, t.buffer and
     // t.flags updated, and the caller keeps that buffer as long as t. nullptr
     // leaves t as it was. The caller offers only weights that its graphs use
-    // as the weight operand of mul_mat and nothing else.
-    virtual std::unique_ptr<Buffer> adopt_weight(Tensor& t) {
+    // as the weight operand of mul_mat, and says whether get_rows reads them
+    // too (a token embedding tied to the output): such a weight keeps the
+    // file's layout, and only its memory may change.
+    virtual std::unique_ptr<Buffer> adopt_weight(Tensor& t, WeightReaders readers) {
         (void)t;
+        (void)readers;
         return nullptr;
     }
 

@@ -263,21 +263,25 @@ std::shared_ptr<const Model> Model::load(const std::string& path, Backend& host)
 
 void Model::adopt_weights(Backend& host) {
     // Offered: the weights the forward passes (models/llama.cpp,
-    // models/deepseek2.cpp) use only as mul_mat's weight. Not the token
-    // embeddings (get_rows reads them, and they are the output matrix when
-    // tied) nor the experts, which mul_mat_id reads from the mapped file so
-    // that unchosen ones are never touched.
+    // models/deepseek2.cpp) use as mul_mat's weight: those read by nothing
+    // else, and the token embedding when it is also the output matrix (tied:
+    // get_rows reads it too, and decode reads all of it every token). Not an
+    // untied token embedding, of which get_rows reads a few rows, nor the
+    // experts, which mul_mat_id reads from the mapped file so that unchosen
+    // ones are never touched.
     const std::vector<TensorSpec> specs = arch_tensor_specs(hp_);
     bool adopted = false;
     for (const TensorSpec& spec : specs) {
-        if (spec.role == TensorRole::TokenEmbd || spec.role == TensorRole::FfnGateExps ||
+        const bool tied_embedding = spec.role == TensorRole::TokenEmbd && weight(TensorRole::Output) == nullptr;
+        if ((spec.role == TensorRole::TokenEmbd && !tied_embedding) || spec.role == TensorRole::FfnGateExps ||
             spec.role == TensorRole::FfnUpExps || spec.role == TensorRole::FfnDownExps)
             continue;
         Tensor* t = weight(spec.role, spec.layer);
         if (t == nullptr || t->ne[0] * t->ne[1] != t->nelements()) continue;
         const void* mapped = t->data;
         const size_t bytes = t->nbytes();
-        std::unique_ptr<Buffer> own = host.adopt_weight(*t);
+        std::unique_ptr<Buffer> own =
+            host.adopt_weight(*t, tied_embedding ? WeightReaders::MulMatAndGetRows : WeightReaders::MulMatOnly);
         if (!own) continue;
         own_buffers_.push_back(std::move(own));
         adopted = true;

@@ -199,7 +199,7 @@ OpCaseResult PreparedOpCase::run(Backend& backend) {
     std::vector<std::pair<Tensor*, Tensor>> before;
     for (Tensor* w : builder_.weights()) {
         const Tensor saved = *w;
-        if (auto own = backend.adopt_weight(*w)) {
+        if (auto own = backend.adopt_weight(*w, WeightReaders::MulMatOnly)) {
             adopted.push_back(std::move(own));
             before.emplace_back(w, saved);
         }

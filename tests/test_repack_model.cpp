@@ -109,11 +109,11 @@ TEST_CASE("repacked weights: only mul_mat's weight operand accepts them") {
     CpuBackend cpu(CpuBackendOptions{1, std::nullopt});
     auto wrapped = cpu.wrap_host_memory(bytes.data(), bytes.size());
     Tensor w = weight_over(DType::Q4_0, k, m, bytes.data(), wrapped.get());
-    auto own = cpu.adopt_weight(w);
+    auto own = cpu.adopt_weight(w, WeightReaders::MulMatOnly);
     REQUIRE(own != nullptr);
     CHECK((w.flags & kTensorRepacked) != 0);
     CHECK(w.data != static_cast<void*>(bytes.data()));
-    CHECK(cpu.adopt_weight(w) == nullptr);  // once only
+    CHECK(cpu.adopt_weight(w, WeightReaders::MulMatOnly) == nullptr);  // once only
 
     std::vector<uint8_t> back(bytes.size());
     unpack_rows(DType::Q4_0, k, m, w.data, back.data());
@@ -139,13 +139,13 @@ TEST_CASE("repacked weights: only mul_mat's weight operand accepts them") {
     odd.flags = kTensorWeight;
     odd.data = bytes.data();
     odd.ne[1] = m - 1;
-    CHECK(cpu.adopt_weight(odd) == nullptr);
+    CHECK(cpu.adopt_weight(odd, WeightReaders::MulMatOnly) == nullptr);
     CpuBackendOptions off{1, std::nullopt};
     off.adopt_weights = false;
     CpuBackend plain_cpu(off);
     Tensor again = odd;
     again.ne[1] = m;
-    CHECK(plain_cpu.adopt_weight(again) == nullptr);
+    CHECK(plain_cpu.adopt_weight(again, WeightReaders::MulMatOnly) == nullptr);
 }
 
 TEST_CASE("adopted weights: other types are copied as they are when they fill a huge page") {
@@ -158,7 +158,7 @@ TEST_CASE("adopted weights: other types are copied as they are when they fill a 
     CpuBackend cpu(CpuBackendOptions{2, std::nullopt});
     auto wrapped = cpu.wrap_host_memory(bytes.data(), bytes.size());
     Tensor w = weight_over(DType::Q8_0, k, big_m, bytes.data(), wrapped.get());
-    auto own = cpu.adopt_weight(w);
+    auto own = cpu.adopt_weight(w, WeightReaders::MulMatOnly);
     REQUIRE(own != nullptr);
     CHECK((w.flags & kTensorRepacked) == 0);
     CHECK(w.buffer == own.get());
@@ -166,7 +166,7 @@ TEST_CASE("adopted weights: other types are copied as they are when they fill a 
     CHECK(w.data != static_cast<void*>(bytes.data()));
     CHECK(w.nb[1] == row_bytes);
     CHECK(std::memcmp(w.data, bytes.data(), bytes.size()) == 0);
-    CHECK(cpu.adopt_weight(w) == nullptr);  // once only
+    CHECK(cpu.adopt_weight(w, WeightReaders::MulMatOnly) == nullptr);  // once only
     // In the file's layout still: every op reads it.
     Graph g;
     Tensor* ids = g.new_input(DType::I32, {2});
@@ -181,15 +181,61 @@ TEST_CASE("adopted weights: other types are copied as they are when they fill a 
     Tensor spaced = weight_over(DType::Q8_0, k, big_m, padded.data(), wrapped_padded.get());
     spaced.nb[1] = row_bytes + pad;
     spaced.nb[2] = spaced.nb[3] = spaced.nb[1] * size_t(big_m);
-    auto own_spaced = cpu.adopt_weight(spaced);
+    auto own_spaced = cpu.adopt_weight(spaced, WeightReaders::MulMatOnly);
     REQUIRE(own_spaced != nullptr);
     CHECK(spaced.nb[1] == row_bytes);
     CHECK(std::memcmp(spaced.data, bytes.data(), bytes.size()) == 0);
 
     // Smaller than a huge page: left where it is.
     Tensor small = weight_over(DType::Q8_0, k, int64_t(kHugePageBytes / row_bytes) - 1, bytes.data(), wrapped.get());
-    CHECK(cpu.adopt_weight(small) == nullptr);
+    CHECK(cpu.adopt_weight(small, WeightReaders::MulMatOnly) == nullptr);
     CHECK(small.data == static_cast<void*>(bytes.data()));
+}
+
+// A token embedding tied to the output (no output.weight) is read whole by
+// decode's last mul_mat, and by get_rows: it is copied when it fills a huge
+// page, never repacked (get_rows reads the file's layout only).
+TEST_CASE("adopted weights: a tied token embedding is copied in the file's layout and read by both ops") {
+    for (DType type : {DType::Q8_0, DType::Q4_0}) {
+        // Vocabularies whose embedding is just over 2 MiB at 64 columns.
+        HParams hp = test::tiny_dense_hparams(Arch::Qwen2, type == DType::Q8_0 ? 32768 : 65536);
+        hp.tied_embeddings = true;
+        test::TempDir dir;
+        const std::string path = (dir / "tied.gguf").string();
+        synth_write_model(path, hp, synth_type(type));
+
+        CpuBackendOptions plain_options{2, std::nullopt};
+        plain_options.adopt_weights = false;
+        CpuBackend plain_cpu(plain_options), cpu(CpuBackendOptions{2, std::nullopt});
+        auto plain = Model::load(path, plain_cpu);
+        auto model = Model::load(path, cpu);
+        REQUIRE(model->weight(TensorRole::Output) == nullptr);
+        const Tensor* embd = model->weight(TensorRole::TokenEmbd);
+        const Tensor* norm = model->weight(TensorRole::OutputNorm);
+        REQUIRE(embd != nullptr);
+        REQUIRE(embd->type == type);
+        INFO(std::string(dtype_name(type)));
+        CHECK(embd->nbytes() >= kHugePageBytes);
+        CHECK((embd->flags & kTensorRepacked) == 0);
+        CHECK(embd->buffer != norm->buffer);  // the copy, not the mapped file
+        CHECK(plain->weight(TensorRole::TokenEmbd)->buffer == plain->weight(TensorRole::OutputNorm)->buffer);
+
+        const std::vector<int32_t> toks = {1, 5, 9, 2, 33, 63, 0, 7, 7, 12, int32_t(hp.n_vocab - 1)};
+        for (bool one_by_one : {false, true}) {
+            const std::vector<float> want = logits_of(plain, plain_cpu, toks, one_by_one);
+            const std::vector<float> got = logits_of(model, cpu, toks, one_by_one);
+            REQUIRE(got.size() == want.size());
+            float range = 0, worst = 0;
+            for (size_t i = 0; i < got.size(); ++i) {
+                range = std::max(range, std::abs(want[i]));
+                worst = std::max(worst, std::abs(got[i] - want[i]));
+            }
+            INFO((one_by_one ? "one by one" : "batch") << ": max |adopted - mapped| = " << worst << " of " << range);
+            // Q8_0: the same bytes through the same kernels; Q4_0: the other
+            // weights repacked, so the order of float additions differs.
+            CHECK(worst <= (type == DType::Q8_0 ? 0.0f : 1e-4f * range));
+        }
+    }
 }
 
 // mul_mat's and mul_mat_id's AMX path (bf16 tiles, quant/gemm.h) in a whole

@@ -91,7 +91,7 @@ std::unique_ptr<Buffer> CpuBackend::wrap_host_memory(void* ptr, size_t bytes) {
     return std::make_unique<CpuBuffer>(*this, ptr, bytes, HostMemory());
 }
 
-std::unique_ptr<Buffer> CpuBackend::adopt_weight(Tensor& t) {
+std::unique_ptr<Buffer> CpuBackend::adopt_weight(Tensor& t, WeightReaders readers) {
     if (!adopt_weights_ || t.is_view() || (t.flags & kTensorRepacked) || t.data == nullptr) return nullptr;
     if (t.ne[2] != 1 || t.ne[3] != 1 || !t.rows_contiguous()) return nullptr;
     // Repacked: the types whose interleaved decode (one activation row, the
@@ -102,7 +102,8 @@ std::unique_ptr<Buffer> CpuBackend::adopt_weight(Tensor& t) {
     // t/s repacked; Q6_K's repacked decode 160-200 against 110-120 ns per
     // output of 1536 in "tile speed" with TILE_M=16384), and mul_mat repacks
     // them unit by unit in prefill only (backends/cpu/ops_matmul.cpp).
-    const bool repack = (t.type == DType::Q4_0 || t.type == DType::Q5_0) &&
+    // A weight get_rows reads too keeps the file's layout.
+    const bool repack = readers == WeightReaders::MulMatOnly && (t.type == DType::Q4_0 || t.type == DType::Q5_0) &&
                         repack_supported(t.type, t.ne[0], t.ne[1]) && fast_repacked_gemm(*kernels_, t.type);
     // Copied as they are: the other weights of a huge page or more. Decode
     // streams them every token, and from huge pages rather than the file's

@@ -58,7 +58,7 @@ public:
 
     std::unique_ptr<Buffer> alloc_buffer(size_t bytes) override;
     std::unique_ptr<Buffer> wrap_host_memory(void* ptr, size_t bytes) override;
-    std::unique_ptr<Buffer> adopt_weight(Tensor& t) override;
+    std::unique_ptr<Buffer> adopt_weight(Tensor& t, WeightReaders readers) override;
 
     bool supports_op(const Tensor& node) const override;
 
