@@ -95,11 +95,11 @@ struct Q8_0Rows {
 // 29.5 -> 35.5; 512 bytes ahead gave about half of it, 2048-8192 the same.
 // Prefill (weights reused from cache) is unchanged.
 // A tile of one activation row (kOnce: decode) reads each weight line once
-// per token, and prefetches it non-temporal (NTA: into L1, not kept on the
-// way out, where a T0 line would evict the cache's other data into L2 and
-// the victim L3): tg64 of every bench file 3-5 % faster, in 8 of 8 pairs
-// each (bench/README.md). Tiles of several rows keep T0: their weights are
-// read again for the next activation rows.
+// per token, and prefetches it non-temporal (NTA: into L1, presumably not
+// kept on the way out, where a T0 line goes on to L2 and Zen 2's victim L3,
+// evicting data that is read again): tg64 of the four bench files 2-4 %
+// faster, 25 of 26 rounds won (bench/README.md). Tiles of several rows keep
+// T0: their weights are read again for the next activation rows.
 constexpr int kPrefetchBytes = 4096;
 template <bool kOnce, class Block>
 inline void prefetch_ahead(const Block* b) {
