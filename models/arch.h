@@ -116,6 +116,11 @@ enum class TensorRole {
 
 const char* tensor_role_name(TensorRole role);
 
+// The MoE layer's stacked experts (ffn_*_exps, one slice per expert).
+inline bool is_expert_stack(TensorRole role) {
+    return role == TensorRole::FfnGateExps || role == TensorRole::FfnUpExps || role == TensorRole::FfnDownExps;
+}
+
 enum class TensorNeed {
     Required,
     Optional,      // may be absent (e.g. output.weight with tied embeddings)

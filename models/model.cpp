@@ -269,19 +269,17 @@ void Model::adopt_weights(Backend& host) {
     // untied token embedding, of which get_rows reads a few rows, nor the
     // experts, which mul_mat_id reads from the mapped file so that unchosen
     // ones are never touched.
-    const std::vector<TensorSpec> specs = arch_tensor_specs(hp_);
+    const bool tied = weight(TensorRole::Output) == nullptr;
     bool adopted = false;
-    for (const TensorSpec& spec : specs) {
-        const bool tied_embedding = spec.role == TensorRole::TokenEmbd && weight(TensorRole::Output) == nullptr;
-        if ((spec.role == TensorRole::TokenEmbd && !tied_embedding) || spec.role == TensorRole::FfnGateExps ||
-            spec.role == TensorRole::FfnUpExps || spec.role == TensorRole::FfnDownExps)
-            continue;
+    for (const TensorSpec& spec : arch_tensor_specs(hp_)) {
+        const bool embedding = spec.role == TensorRole::TokenEmbd;
+        if ((embedding && !tied) || is_expert_stack(spec.role)) continue;
         Tensor* t = weight(spec.role, spec.layer);
         if (t == nullptr || t->ne[0] * t->ne[1] != t->nelements()) continue;
         const void* mapped = t->data;
         const size_t bytes = t->nbytes();
         std::unique_ptr<Buffer> own =
-            host.adopt_weight(*t, tied_embedding ? WeightReaders::MulMatAndGetRows : WeightReaders::MulMatOnly);
+            host.adopt_weight(*t, embedding ? WeightReaders::MulMatAndGetRows : WeightReaders::MulMatOnly);
         if (!own) continue;
         own_buffers_.push_back(std::move(own));
         adopted = true;

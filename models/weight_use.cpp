@@ -5,13 +5,6 @@
 #include "core/error.h"
 
 namespace moelite {
-namespace {
-
-bool is_expert_stack(TensorRole role) {
-    return role == TensorRole::FfnGateExps || role == TensorRole::FfnUpExps || role == TensorRole::FfnDownExps;
-}
-
-}  // namespace
 
 WeightUse weights_read(const Model& model, size_t embedding_rows, const std::function<int64_t(int64_t)>& experts_read) {
     const HParams& hp = model.hparams();

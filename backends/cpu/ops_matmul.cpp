@@ -11,7 +11,8 @@
 // rows by kColsPerUnit activation rows, which the threads take as they get to
 // them (OpContext::take_units: long contiguous stretches first, so in decode
 // (N = 1) each thread streams a slice of the weights), and in prefill a block
-// of weight rows stays in cache while the activation rows pass over it. Each unit is one call of the kernel
+// of weight rows stays in cache while the activation rows pass over it. Each
+// unit (in decode, each run of a take's units) is one call of the kernel
 // table's tile kernel (gemm_tiles, quant/gemm.h), which shares activation
 // loads across weight rows and weight unpacking across activation rows; types
 // without one loop over vec_dot.
