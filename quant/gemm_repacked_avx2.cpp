@@ -1,5 +1,6 @@
 // AVX2 tile kernels over repacked weights (quant/repack.h): Q4_0, Q5_0 and
-// Q8_0 (Q8_0 activations; Q4_0 and Q5_0 rows carry their block sums) and
+// Q8_0 (Q8_0 activations with their scales as floats; Q4_0 and Q5_0 rows
+// also carry their block sums times the weights' offset) and
 // Q4_K (Q8_K activations), in groups of 8 rows.
 //
 // The idea, on Q4_0: one group block (8 rows x 32 elements) against one
@@ -36,15 +37,35 @@ namespace {
 
 constexpr int kGroupRows = 8;  // kRepackRows of quant/repack.h (plain headers only here)
 
-// Where a converted row of k elements keeps its int32 block sums (quant/repack.cpp).
-inline size_t sums_offset(int64_t k) {
+// Where a converted row of k elements keeps its extras (quant/repack.cpp):
+// the blocks' scales as floats, then (Q4_0, Q5_0) the offset block sums.
+inline size_t extras_offset(int64_t k) {
     return (size_t(k / kQK8_0) * sizeof(BlockQ8_0) + 3) / 4 * 4;
 }
+
+constexpr int kCols = 4;  // activation rows per tile call, at most
+
+// Up to kCols activation rows of Q8_0 blocks and their extras.
+struct Q8Rows {
+    const BlockQ8_0* q[kCols];
+    const float* d[kCols];       // the blocks' scales
+    const int32_t* sums[kCols];  // Q4_0, Q5_0: offset times each block's quant sum
+};
 
 inline __m256i broadcast32(const int8_t* p) {
     int32_t v;
     std::memcpy(&v, p, 4);
     return _mm256_set1_epi32(v);
+}
+
+// Marks an integer sum as updated here. Without it GCC 12 (-O3) computes
+// all of a block's products of a several-row tile first and sums them at
+// the end, which needs more than 16 registers: the Q4_0 4-row tile kept 61
+// of its 271 instructions on the stack ("tile speed", 64 rows: 26 ns per
+// output of 1536 with the spills, 23 without). In decode tiles it cost
+// ~2 % (tg64 Q4_0, 8 rounds), so those are left to the compiler.
+inline void in_order(__m256i& v) {
+    asm("" : "+x"(v));
 }
 
 constexpr int kPrefetchBytes = 4096;  // as the plain tiles (quant/gemm_avx2.cpp)
@@ -86,11 +107,9 @@ inline __m256i q5_fifth_bits(__m256i qh, int byte, int nibble) {
 // Q4_0 (kFifthBit false: 4 chunks of qs a block) and Q5_0 (the qh chunk,
 // then the qs chunks) groups by NR rows; d[8] of each block in the fields.
 template <bool kFifthBit, int NR>
-void tile_q45_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, const int32_t* const* sums,
-                   float* const* out) {
+void tile_q45_0_r8(int64_t nb, const uint8_t* group, const Q8Rows& x, float* const* out) {
     constexpr size_t kChunks = kGroupRows * (kFifthBit ? sizeof(BlockQ5_0) - 2 : sizeof(BlockQ4_0) - 2);
     constexpr size_t kQs = kFifthBit ? 32 : 0;
-    constexpr int kOffset = kFifthBit ? 16 : 8;
     __m256 acc[NR];
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) acc[j] = _mm256_setzero_ps();
@@ -114,15 +133,17 @@ void tile_q45_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, 
             }
 #pragma GCC unroll 4
             for (int j = 0; j < NR; ++j) {
-                const __m256i tl = _mm256_maddubs_epi16(lo, broadcast32(x[j][b].qs + 4 * c));
-                const __m256i th = _mm256_maddubs_epi16(hi, broadcast32(x[j][b].qs + 16 + 4 * c));
+                const __m256i tl = _mm256_maddubs_epi16(lo, broadcast32(x.q[j][b].qs + 4 * c));
+                const __m256i th = _mm256_maddubs_epi16(hi, broadcast32(x.q[j][b].qs + 16 + 4 * c));
                 if constexpr (kFifthBit) {
                     p_lo[j] = c == 0 ? tl : _mm256_add_epi16(p_lo[j], tl);
                     p_hi[j] = c == 0 ? th : _mm256_add_epi16(p_hi[j], th);
+                    if constexpr (NR > 1) in_order(p_hi[j]);
                 } else {
                     const __m256i t = _mm256_add_epi16(tl, th);
                     p_lo[j] = c == 0 ? t : _mm256_add_epi16(p_lo[j], t);
                 }
+                if constexpr (NR > 1) in_order(p_lo[j]);
             }
         }
         const __m256 dw = _mm256_cvtph_ps(load128(fields));
@@ -130,9 +151,8 @@ void tile_q45_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, 
         for (int j = 0; j < NR; ++j) {
             __m256i sumi = _mm256_madd_epi16(p_lo[j], ones);
             if constexpr (kFifthBit) sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_hi[j], ones));
-            sumi = _mm256_sub_epi32(sumi, _mm256_set1_epi32(kOffset * sums[j][b]));
-            acc[j] =
-                _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(h2f(x[j][b].d))), _mm256_cvtepi32_ps(sumi), acc[j]);
+            sumi = _mm256_sub_epi32(sumi, _mm256_set1_epi32(x.sums[j][b]));
+            acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x.d[j][b])), _mm256_cvtepi32_ps(sumi), acc[j]);
         }
     }
 #pragma GCC unroll 4
@@ -143,7 +163,7 @@ void tile_q45_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, 
 // Signed by signed: |w| into maddubs, w's sign moved onto the broadcast
 // activation (pairs within 2 * 128 * 127: one madd per chunk).
 template <int NR>
-void tile_q8_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, float* const* out) {
+void tile_q8_0_r8(int64_t nb, const uint8_t* group, const Q8Rows& x, float* const* out) {
     constexpr size_t kChunks = kGroupRows * kQK8_0;
     __m256 acc[NR];
 #pragma GCC unroll 4
@@ -160,16 +180,16 @@ void tile_q8_0_r8(int64_t nb, const uint8_t* group, const BlockQ8_0* const* x, f
             const __m256i abs_q = _mm256_sign_epi8(q, q);
 #pragma GCC unroll 4
             for (int j = 0; j < NR; ++j) {
-                const __m256i y = _mm256_sign_epi8(broadcast32(x[j][b].qs + 4 * c), q);
+                const __m256i y = _mm256_sign_epi8(broadcast32(x.q[j][b].qs + 4 * c), q);
                 const __m256i t = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_q, y), ones);
                 sumi[j] = c == 0 ? t : _mm256_add_epi32(sumi[j], t);
+                if constexpr (NR > 1) in_order(sumi[j]);
             }
         }
         const __m256 dw = _mm256_cvtph_ps(load128(fields));
 #pragma GCC unroll 4
         for (int j = 0; j < NR; ++j) {
-            acc[j] =
-                _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(h2f(x[j][b].d))), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+            acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x.d[j][b])), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
         }
     }
 #pragma GCC unroll 4
@@ -273,6 +293,7 @@ void tile_q4_K_r8(int64_t nb, const uint8_t* group, const BlockQ8_K* const* x, f
                     // pairs <= 2 * 15 * 127; the 8 chunks' sum <= 30480
                     const __m256i t = _mm256_maddubs_epi16(q, broadcast32(x[j][b].qs + 32 * sb + 4 * c));
                     p[j] = c == 0 ? t : _mm256_add_epi16(p[j], t);
+                    if constexpr (NR > 1) in_order(p[j]);
                 }
             }
             const __m256i scale = pick_pairs(sb < 4 ? sc03 : sc47, sb % 4);
@@ -384,6 +405,7 @@ void tile_q6_K_r8(int64_t nb, const uint8_t* group, const BlockQ8_K* const* x, f
                                     _mm256_sign_epi8(broadcast32(x[j][b].qs + 128 * h + 32 * r + 4 * lc), q);
                                 const __m256i t = _mm256_maddubs_epi16(abs_q, y);
                                 p[j] = lc == 4 * g ? t : _mm256_add_epi16(p[j], t);
+                                in_order(p[j]);
                             }
                         }
                         // scale 8h + 2r + g of each row: byte (2r + g) % 4 of scale chunk 2h + (2r + g) / 4
@@ -406,8 +428,6 @@ void tile_q6_K_r8(int64_t nb, const uint8_t* group, const BlockQ8_K* const* x, f
     for (int j = 0; j < NR; ++j) _mm256_storeu_ps(out[j], acc[j]);
 }
 
-constexpr int kCols = 4;
-
 // Covers m x n with groups of 8 rows by up to kCols activation rows, column
 // tile outer so the kCols activation rows stay in L1 while the groups pass.
 // Tile(c) runs c + 1 activation rows of x (already offset to the column tile).
@@ -423,39 +443,40 @@ void gemm_groups(int64_t m, int64_t n, const char* w, size_t ws, float* const* o
     }
 }
 
-// Q4_0 and Q5_0: Q8_0 activation rows with their block sums.
-template <void (*... kTile)(int64_t, const uint8_t*, const BlockQ8_0* const*, const int32_t* const*, float* const*)>
-void gemm_with_sums(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
-                    float* const* out_rows) {
-    using Fn = void (*)(int64_t, const uint8_t*, const BlockQ8_0* const*, const int32_t* const*, float* const*);
+// Q4_0, Q5_0 and Q8_0: Q8_0 activation rows with their extras.
+template <void (*... kTile)(int64_t, const uint8_t*, const Q8Rows&, float* const*)>
+void gemm_with_extras(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
+                      float* const* out_rows) {
+    using Fn = void (*)(int64_t, const uint8_t*, const Q8Rows&, float* const*);
     static constexpr Fn kTiles[kCols] = {kTile...};
     const int64_t nb = k / kQK8_0;
-    const size_t at = sums_offset(k);
-    const BlockQ8_0* x[kCols];
-    const int32_t* sums[kCols];
+    const size_t at = extras_offset(k);
+    Q8Rows x{};
     int64_t loaded = -1;
     gemm_groups(m, n, static_cast<const char*>(w), ws, out_rows,
                 [&](int nr, int64_t j, const uint8_t* g, float* const* out) {
                     if (loaded != j) {
                         for (int c = 0; c < nr; ++c) {
-                            x[c] = static_cast<const BlockQ8_0*>(x_rows[j + c]);
-                            sums[c] = reinterpret_cast<const int32_t*>(static_cast<const char*>(x_rows[j + c]) + at);
+                            const char* row = static_cast<const char*>(x_rows[j + c]);
+                            x.q[c] = reinterpret_cast<const BlockQ8_0*>(row);
+                            x.d[c] = reinterpret_cast<const float*>(row + at);
+                            x.sums[c] = reinterpret_cast<const int32_t*>(row + at) + nb;
                         }
                         loaded = j;
                     }
-                    kTiles[nr - 1](nb, g, x, sums, out);
+                    kTiles[nr - 1](nb, g, x, out);
                 });
 }
 
 void gemm_q4_0_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
                   float* const* out_rows) {
-    gemm_with_sums<tile_q45_0_r8<false, 1>, tile_q45_0_r8<false, 2>, tile_q45_0_r8<false, 3>, tile_q45_0_r8<false, 4>>(
-        k, m, n, w, ws, x_rows, out_rows);
+    gemm_with_extras<tile_q45_0_r8<false, 1>, tile_q45_0_r8<false, 2>, tile_q45_0_r8<false, 3>,
+                     tile_q45_0_r8<false, 4>>(k, m, n, w, ws, x_rows, out_rows);
 }
 
 void gemm_q5_0_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
                   float* const* out_rows) {
-    gemm_with_sums<tile_q45_0_r8<true, 1>, tile_q45_0_r8<true, 2>, tile_q45_0_r8<true, 3>, tile_q45_0_r8<true, 4>>(
+    gemm_with_extras<tile_q45_0_r8<true, 1>, tile_q45_0_r8<true, 2>, tile_q45_0_r8<true, 3>, tile_q45_0_r8<true, 4>>(
         k, m, n, w, ws, x_rows, out_rows);
 }
 
@@ -472,8 +493,8 @@ void gemm_plain_x(int64_t nb, int64_t m, int64_t n, const void* w, size_t ws, co
 
 void gemm_q8_0_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,
                   float* const* out_rows) {
-    gemm_plain_x<BlockQ8_0, tile_q8_0_r8<1>, tile_q8_0_r8<2>, tile_q8_0_r8<3>, tile_q8_0_r8<4>>(k / kQK8_0, m, n, w, ws,
-                                                                                                x_rows, out_rows);
+    gemm_with_extras<tile_q8_0_r8<1>, tile_q8_0_r8<2>, tile_q8_0_r8<3>, tile_q8_0_r8<4>>(k, m, n, w, ws, x_rows,
+                                                                                         out_rows);
 }
 
 void gemm_q4_K_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, const void* const* x_rows,

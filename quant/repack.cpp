@@ -59,10 +59,14 @@ constexpr Layout kLayouts[] = {
     {DType::Q6_K, 1, {208, 0}, 0, gemm_repacked_ref_of<DType::Q6_K>, kQ6KOrder.at},  // d | ql, qh, scales
 };
 
-// Types whose repacked kernels take an offset off through the activation
-// block sums (their quants go in unsigned).
-bool takes_block_sums(DType type) {
-    return type == DType::Q4_0 || type == DType::Q5_0;
+// Types whose activations are Q8_0 rows with extras: the blocks' scales as
+// floats, and (where the weights' quants go in unsigned) the offset times
+// each block's quant sum.
+bool takes_x_extras(DType type) {
+    return type == DType::Q4_0 || type == DType::Q5_0 || type == DType::Q8_0;
+}
+int32_t weight_offset(DType type) {
+    return type == DType::Q4_0 ? 8 : type == DType::Q5_0 ? 16 : 0;
 }
 
 const Layout* layout_of(DType type) {
@@ -94,8 +98,8 @@ inline void move_block(const Layout& l, uint8_t* group, int64_t b, uint8_t* bloc
         move(chunks + 32 * c, block + l.rest_from + 4 * (l.chunk_order ? l.chunk_order[c] : c), 4);
 }
 
-// Offset of the int32 block sums in a converted Q8_0 row of k elements.
-size_t q8_0_sums_offset(int64_t k) {
+// Offset of the extras in a converted Q8_0 row of k elements.
+size_t q8_0_extras_offset(int64_t k) {
     return (dtype_row_bytes(DType::Q8_0, k) + 3) / 4 * 4;
 }
 
@@ -191,18 +195,26 @@ void unpack_rows(DType type, int64_t k, int64_t m, const void* src, void* dst) {
 
 size_t repacked_x_row_bytes(DType type, int64_t k) {
     MOELITE_ASSERT(layout_of(type) != nullptr);
-    if (takes_block_sums(type)) return q8_0_sums_offset(k) + sizeof(int32_t) * size_t(k / kQK8_0);
-    return dtype_row_bytes(quant_traits(type)->vec_dot_type, k);
+    if (!takes_x_extras(type)) return dtype_row_bytes(quant_traits(type)->vec_dot_type, k);
+    const size_t per_block = sizeof(float) + (weight_offset(type) != 0 ? sizeof(int32_t) : 0);
+    return q8_0_extras_offset(k) + per_block * size_t(k / kQK8_0);
 }
 
 void repacked_x_finish(DType type, void* row, int64_t k) {
     MOELITE_ASSERT(layout_of(type) != nullptr);
-    if (!takes_block_sums(type)) return;
+    if (!takes_x_extras(type)) return;
+    const int64_t nb = k / kQK8_0;
+    const int32_t offset = weight_offset(type);
     const auto* y = static_cast<const BlockQ8_0*>(row);
-    char* sums = static_cast<char*>(row) + q8_0_sums_offset(k);
-    for (int64_t b = 0; b < k / kQK8_0; ++b) {
+    char* scales = static_cast<char*>(row) + q8_0_extras_offset(k);
+    char* sums = scales + sizeof(float) * size_t(nb);
+    for (int64_t b = 0; b < nb; ++b) {
+        const float d = fp16_to_fp32(y[b].d);
+        std::memcpy(scales + sizeof(float) * size_t(b), &d, sizeof d);
+        if (offset == 0) continue;
         int32_t s = 0;
         for (int i = 0; i < kQK8_0; ++i) s += y[b].qs[i];
+        s *= offset;
         std::memcpy(sums + sizeof(int32_t) * size_t(b), &s, sizeof s);
     }
 }

@@ -34,10 +34,13 @@
 // prefill (backends/cpu/ops_matmul.cpp).
 //
 // Activations for a repacked weight: rows of the weight's vec_dot_type
-// followed by what the kernels need beyond it (Q4_0, Q5_0: the int32 sum of
-// each Q8_0 block's quants at the next multiple of 4 bytes after the blocks,
-// so the weights' offset 8 or 16 comes off once per block), made by
-// repacked_x_finish() after the usual conversion.
+// followed by what the kernels need beyond it, made by repacked_x_finish()
+// after the usual conversion. Q4_0, Q5_0 and Q8_0 (Q8_0 activations): at
+// the next multiple of 4 bytes after the blocks, each block's scale as a
+// float (so a kernel broadcasts it from memory instead of converting it);
+// then, for Q4_0 and Q5_0, whose quants go in unsigned, the weights' offset
+// (8 or 16) times each block's quant sum as int32, which comes off once
+// per block.
 #pragma once
 
 #include <cstddef>
