@@ -179,6 +179,10 @@ void add_elementwise(std::vector<OpCase>& cases) {
                          Tensor* y = b.graph().view(big, {13, 6}, {big->nb[1]}, 4 * sizeof(float));
                          return b.graph().add(a, y);
                      }});
+    cases.push_back({"mul a transposed, b one per row", kExact, [](OpCaseBuilder& b) {
+                         Tensor* a = b.graph().transpose(b.input(DType::F32, {6, 13, 4}));
+                         return b.graph().mul(a, b.input(DType::F32, {1, 6, 4}));
+                     }});
     cases.push_back({"scale", kExact, [](OpCaseBuilder& b) {
                          return b.graph().scale(b.input(DType::F32, {67, 3, 2}), 0.7f, -0.2f);
                      }});
@@ -424,6 +428,11 @@ void add_copies(std::vector<OpCase>& cases) {
     cases.push_back({"concat f32 transposed operand", kExact, [](OpCaseBuilder& b) {
                          Tensor* a = b.graph().transpose(b.input(DType::F32, {4, 9}));
                          return b.graph().concat(a, b.input(DType::F32, {9, 3}), 1);
+                     }});
+    cases.push_back({"concat f32 transposed operands dim0", kExact, [](OpCaseBuilder& b) {
+                         Tensor* a = b.graph().transpose(b.input(DType::F32, {4, 9}));
+                         Tensor* c = b.graph().transpose(b.input(DType::F32, {4, 5}));
+                         return b.graph().concat(a, c, 0);
                      }});
 }
 

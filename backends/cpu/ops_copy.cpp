@@ -134,23 +134,35 @@ void op_concat(const Tensor& node, const OpContext& ctx) {
     const Tensor& b = *node.src[1];
     const int dim = concat_dim(node);
     const size_t es = dtype_block_bytes(node.type);
+    // n elements of a row from src (elements src_nb0 apart) to dst (node.nb[0] apart).
+    auto copy_row = [&node, es](char* dst, const char* src, size_t src_nb0, int64_t n) {
+        if (src_nb0 == es && size_t(node.nb[0]) == es) {
+            std::memcpy(dst, src, es * size_t(n));
+            return;
+        }
+        for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * node.nb[0], src + i * src_nb0, es);
+    };
+    auto row_of = [](const Tensor& t, const int64_t* j) {
+        return static_cast<const char*>(t.data) + j[1] * t.nb[1] + j[2] * t.nb[2] + j[3] * t.nb[3];
+    };
     int64_t r0, r1;
     split_range(node.nrows(), ctx.ith, ctx.nth, &r0, &r1);
     for (int64_t r = r0; r < r1; ++r) {
-        int64_t idx[4] = {0, r % node.ne[1], (r / node.ne[1]) % node.ne[2], r / (node.ne[1] * node.ne[2])};
-        char* dst = static_cast<char*>(node.data) + idx[1] * node.nb[1] + idx[2] * node.nb[2] + idx[3] * node.nb[3];
-        for (int64_t i0 = 0; i0 < node.ne[0]; ++i0) {
-            idx[0] = i0;
-            const Tensor* s = &a;
-            int64_t j[4] = {idx[0], idx[1], idx[2], idx[3]};
-            if (j[dim] >= a.ne[dim]) {
-                s = &b;
-                j[dim] -= a.ne[dim];
-            }
-            const char* src =
-                static_cast<const char*>(s->data) + j[0] * s->nb[0] + j[1] * s->nb[1] + j[2] * s->nb[2] + j[3] * s->nb[3];
-            std::memcpy(dst + i0 * node.nb[0], src, es);
+        int64_t j[4] = {0, r % node.ne[1], (r / node.ne[1]) % node.ne[2], r / (node.ne[1] * node.ne[2])};
+        char* dst = static_cast<char*>(node.data) + j[1] * node.nb[1] + j[2] * node.nb[2] + j[3] * node.nb[3];
+        if (dim == 0) {
+            // The row is a's row, then b's.
+            copy_row(dst, row_of(a, j), size_t(a.nb[0]), a.ne[0]);
+            copy_row(dst + a.ne[0] * node.nb[0], row_of(b, j), size_t(b.nb[0]), b.ne[0]);
+            continue;
         }
+        // The whole row comes from one source.
+        const Tensor* src = &a;
+        if (j[dim] >= a.ne[dim]) {
+            src = &b;
+            j[dim] -= a.ne[dim];
+        }
+        copy_row(dst, row_of(*src, j), size_t(src->nb[0]), node.ne[0]);
     }
 }
 

@@ -81,6 +81,15 @@ void binary_rows(const Tensor& node, const OpContext& ctx, F f, SwigluFn row_ker
                 row_kernel(n, sa, sb, dst);
             else
                 for (int64_t i = 0; i < n; ++i) dst[i] = f(sa[i], sb[i]);
+        } else if (nb_0 == 1) {
+            // One b per row (MoE: each expert's output times its weight).
+            const float y = load_f32(pb, b.nb[0], 0);
+            if (a.nb[0] == sizeof(float)) {
+                const float* sa = reinterpret_cast<const float*>(pa);
+                for (int64_t i = 0; i < n; ++i) dst[i] = f(sa[i], y);
+            } else {
+                for (int64_t i = 0; i < n; ++i) dst[i] = f(load_f32(pa, a.nb[0], i), y);
+            }
         } else {
             for (int64_t i = 0; i < n; ++i) dst[i] = f(load_f32(pa, a.nb[0], i), load_f32(pb, b.nb[0], i % nb_0));
         }
