@@ -229,15 +229,18 @@ inline __m256i pick_pairs(__m256i v, int pattern) {
 // scales and mins of the 8 rows unpack together, one row per lane (as
 // unpack_scales_k4 does for one row); sub-block j's scale becomes an int16
 // pair per lane for the madd that ends its int16 sums, and the mins meet the
-// Q8_K sums of 32 (from bsums) in four madds.
+// Q8_K sums of 32 (from bsums) in four madds after the sub-blocks. The mins'
+// part goes into the same accumulator, so that 4 rows' accumulators, sums
+// and int16 sums fit the 16 registers.
 template <int NR>
 void tile_q4_K_r8(int64_t nb, const uint8_t* group, const BlockQ8_K* const* x, float* const* out) {
     constexpr size_t kChunks = kGroupRows * (sizeof(BlockQ4_K) - 4);
-    __m256 acc[NR], min_acc[NR];
+    __m256 acc[NR];
 #pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) acc[j] = min_acc[j] = _mm256_setzero_ps();
+    for (int j = 0; j < NR; ++j) acc[j] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i low6 = _mm256_set1_epi8(0x3f), low2 = _mm256_set1_epi8(0x03);
     for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* fields = group_block(group, b, kChunks, 32);
         const uint8_t* gb = fields + 32;
@@ -245,71 +248,72 @@ void tile_q4_K_r8(int64_t nb, const uint8_t* group, const BlockQ8_K* const* x, f
         _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes, _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(gb) + 64 + kPrefetchBytes, _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(fields) + kPrefetchBytes, _MM_HINT_T0);
-        const __m256i s0 = load256(gb), s1 = load256(gb + 32), s2 = load256(gb + 64);
-        const __m256i low6 = _mm256_set1_epi8(0x3f), low2 = _mm256_set1_epi8(0x03);
-        const __m256i sc03 = _mm256_and_si256(s0, low6);
-        const __m256i sc47 = _mm256_or_si256(_mm256_and_si256(s2, low4),
-                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(s0, 6), low2), 4));
-        const __m256i mn03 = _mm256_and_si256(s1, low6);
-        const __m256i mn47 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(s2, 4), low4),
-                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(s1, 6), low2), 4));
-        // sum over sub-blocks of min * (activation sum of the sub-block), per lane
-        __m256i min_sum[NR];
+        // Sub-block sb's scale as int16 pairs, one row per lane.
+        __m256i scales[8];
         {
-            const __m256i mins[4] = {pick_pairs(mn03, 4), pick_pairs(mn03, 5), pick_pairs(mn47, 4),
-                                     pick_pairs(mn47, 5)};
-#pragma GCC unroll 4
-            for (int j = 0; j < NR; ++j) {
-                // int16 [y0..y3, y0..y3 | y4..y7, y4..y7], y_s the sum of sub-block s (|.| <= 4064)
-                const __m256i sums = _mm256_madd_epi16(load256(x[j][b].bsums), ones);
-                const __m256i packed = _mm256_packs_epi32(sums, sums);
-                __m256i m = _mm256_setzero_si256();
-#pragma GCC unroll 4
-                for (int t = 0; t < 4; ++t) {
-                    const int at = t < 2 ? t : t + 2;
-                    const __m256i pair = _mm256_permutevar8x32_epi32(packed, _mm256_set1_epi32(at));
-                    m = _mm256_add_epi32(m, _mm256_madd_epi16(mins[t], pair));
-                }
-                min_sum[j] = m;
-            }
+            const __m256i s0 = load256(gb), s2 = load256(gb + 64);
+            const __m256i sc03 = _mm256_and_si256(s0, low6);
+            const __m256i sc47 = _mm256_or_si256(
+                _mm256_and_si256(s2, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(s0, 6), low2), 4));
+#pragma GCC unroll 8
+            for (int sb = 0; sb < 8; ++sb) scales[sb] = pick_pairs(sb < 4 ? sc03 : sc47, sb % 4);
         }
         __m256i sumi[NR];
 #pragma GCC unroll 8
         for (int j = 0; j < NR; ++j) sumi[j] = _mm256_setzero_si256();
 #pragma GCC unroll 1
-        for (int sb = 0; sb < 8; ++sb) {
-            const int pair = sb / 2, high = sb % 2;
-            __m256i p[NR];
+        for (int pair = 0; pair < 4; ++pair) {
+            // Sub-blocks 2 * pair (low nibbles) and 2 * pair + 1 (high) share their chunks.
+#pragma GCC unroll 2
+            for (int high = 0; high < 2; ++high) {
+                const int sb = 2 * pair + high;
+                __m256i p[NR];
 #pragma GCC unroll 8
-            for (int c = 0; c < 8; ++c) {
-                const uint8_t* chunk = gb + 96 + 32 * (8 * pair + c);
-                if (!high && c % 2 == 0)
-                    _mm_prefetch(reinterpret_cast<const char*>(chunk) + kPrefetchBytes, _MM_HINT_T0);
-                const __m256i packed = load256(chunk);
-                const __m256i q =
-                    high ? _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4) : _mm256_and_si256(packed, low4);
+                for (int c = 0; c < 8; ++c) {
+                    const uint8_t* chunk = gb + 96 + 32 * (8 * pair + c);
+                    if (!high && c % 2 == 0)
+                        _mm_prefetch(reinterpret_cast<const char*>(chunk) + kPrefetchBytes, _MM_HINT_T0);
+                    const __m256i packed = load256(chunk);
+                    const __m256i q =
+                        high ? _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4) : _mm256_and_si256(packed, low4);
 #pragma GCC unroll 4
-                for (int j = 0; j < NR; ++j) {
-                    // pairs <= 2 * 15 * 127; the 8 chunks' sum <= 30480
-                    const __m256i t = _mm256_maddubs_epi16(q, broadcast32(x[j][b].qs + 32 * sb + 4 * c));
-                    p[j] = c == 0 ? t : _mm256_add_epi16(p[j], t);
-                    if constexpr (NR > 1) in_order(p[j]);
+                    for (int j = 0; j < NR; ++j) {
+                        // pairs <= 2 * 15 * 127; the 8 chunks' sum <= 30480
+                        const __m256i t = _mm256_maddubs_epi16(q, broadcast32(x[j][b].qs + 32 * sb + 4 * c));
+                        p[j] = c == 0 ? t : _mm256_add_epi16(p[j], t);
+                        if constexpr (NR > 1) in_order(p[j]);
+                    }
                 }
-            }
-            const __m256i scale = pick_pairs(sb < 4 ? sc03 : sc47, sb % 4);
 #pragma GCC unroll 4
-            for (int j = 0; j < NR; ++j) sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p[j], scale));
+                for (int j = 0; j < NR; ++j) sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p[j], scales[sb]));
+            }
         }
+        const __m256i s1 = load256(gb + 32), s2 = load256(gb + 64);
+        const __m256i mn03 = _mm256_and_si256(s1, low6);
+        const __m256i mn47 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(s2, 4), low4),
+                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(s1, 6), low2), 4));
+        const __m256i mins[4] = {pick_pairs(mn03, 4), pick_pairs(mn03, 5), pick_pairs(mn47, 4), pick_pairs(mn47, 5)};
         const __m256 d = _mm256_cvtph_ps(load128(fields)), dmin = _mm256_cvtph_ps(load128(fields + 16));
 #pragma GCC unroll 4
         for (int j = 0; j < NR; ++j) {
+            // sum over sub-blocks of min * (activation sum of the sub-block), per lane:
+            // int16 [y0..y3, y0..y3 | y4..y7, y4..y7], y_s the sum of sub-block s (|.| <= 4064)
+            const __m256i sums = _mm256_madd_epi16(load256(x[j][b].bsums), ones);
+            const __m256i packed = _mm256_packs_epi32(sums, sums);
+            __m256i min_sum = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; ++t) {
+                const int at = t < 2 ? t : t + 2;
+                const __m256i pair = _mm256_permutevar8x32_epi32(packed, _mm256_set1_epi32(at));
+                min_sum = _mm256_add_epi32(min_sum, _mm256_madd_epi16(mins[t], pair));
+            }
             const __m256 dy = _mm256_set1_ps(x[j][b].d);
             acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
-            min_acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(dmin, dy), _mm256_cvtepi32_ps(min_sum[j]), min_acc[j]);
+            acc[j] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, dy), _mm256_cvtepi32_ps(min_sum), acc[j]);
         }
     }
 #pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) _mm256_storeu_ps(out[j], _mm256_sub_ps(acc[j], min_acc[j]));
+    for (int j = 0; j < NR; ++j) _mm256_storeu_ps(out[j], acc[j]);
 }
 
 // Q6_K block of a group: d[8] among the fields; 16 triples of chunks (see
