@@ -392,7 +392,12 @@ TEST_CASE("kernels: repacked weights round-trip and every ISA's repacked tiles e
                 const size_t row_bytes = dtype_row_bytes(wt, k), src_stride = row_bytes + 8;
                 std::vector<uint8_t> plain(row_bytes * size_t(m)), strided(src_stride * size_t(m));
                 for (int64_t i = 0; i < m; ++i) {
-                    const Data kind = i % 5 == 4 ? Data::RawBits : i % 7 == 6 ? Data::Outliers : Data::Random;
+                    // Largest quants (bits 0xff, 0x80) among them: the int16 sums' bounds.
+                    const Data kind = i % 5 == 4   ? Data::RawBits
+                                      : i % 7 == 6 ? Data::Outliers
+                                      : i % 6 == 1 ? Data::AllOnes
+                                      : i % 6 == 3 ? Data::AllHighBit
+                                                   : Data::Random;
                     const auto row = make_row(wt, k, kind, false, uint32_t(131 * i + k));
                     std::memcpy(plain.data() + size_t(i) * row_bytes, row.data(), row_bytes);
                     std::memcpy(strided.data() + size_t(i) * src_stride, row.data(), row_bytes);
@@ -411,7 +416,9 @@ TEST_CASE("kernels: repacked weights round-trip and every ISA's repacked tiles e
                     std::vector<std::vector<float>> out(size_t(n), std::vector<float>(size_t(m + 2), sentinel));
                     std::vector<float*> out_ptrs;
                     for (int64_t j = 0; j < n; ++j) {
-                        x_rows.push_back(make_row(tr.vec_dot_type, k, Data::Random, true, uint32_t(7 + 31 * j + k)));
+                        // Activations at +127 and -127 among them.
+                        const Data x_kind = j % 4 == 1 ? Data::AllOnes : j % 4 == 3 ? Data::AllHighBit : Data::Random;
+                        x_rows.push_back(make_row(tr.vec_dot_type, k, x_kind, true, uint32_t(7 + 31 * j + k)));
                         char* dst = reinterpret_cast<char*>(x_store.data()) + size_t(j) * x_bytes;
                         std::memcpy(dst, x_rows.back().data(), x_rows.back().size());
                         repacked_x_finish(wt, dst, k);
