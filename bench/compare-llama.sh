@@ -4,7 +4,8 @@
 # `moelite bench` with the same -p/-n/-t/-r, each under /usr/bin/time -v for
 # its peak RSS, then one Markdown table: file, llama.cpp pp/tg, moelite pp/tg,
 # the ratios (moelite / llama.cpp), decode as a fraction of the bandwidth
-# roofline for both, and the peak RSS of both.
+# roofline for both, the peak RSS of both, and both programs' time to first
+# token from a cold start.
 #
 # The two programs alternate: ROUNDS rounds per file, each running llama-bench
 # and then `moelite bench` with -r REPS. A shared machine's speed drifts by
@@ -19,9 +20,15 @@
 # peak RSS; the table uses the best probe of the run (on a shared machine a
 # probe taken while others load it reads low), and lists them all.
 #
+# Cold start: COLD rounds per file, each dropping the file from the page cache
+# (`moelite pagecache --evict`) before each program's run of -p 16 -n 0 -r 1;
+# the wall time of the whole process (load, then a warm-up and a timed prompt
+# of 16 tokens, the same in both programs), median over the rounds.
+#
 # usage: LLAMA_CPP_BIN=/path/to/llama.cpp/build/bin bench/compare-llama.sh [BUILD]
-# environment: THREADS (2), PROMPT (512), GEN (128), ROUNDS (3), REPS (1); MODELS: a
-# space-separated subset of the file names in bench/models.sh.
+# environment: THREADS (2), PROMPT (512), GEN (128), ROUNDS (3), REPS (1), COLD (3; 0
+# leaves the cold starts out); MODELS: a space-separated subset of the file names in
+# bench/models.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/models.sh"
@@ -34,8 +41,10 @@ PROMPT=${PROMPT:-512}
 GEN=${GEN:-128}
 ROUNDS=${ROUNDS:-3}
 REPS=${REPS:-1}
+COLD=${COLD:-3}
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ && "$REPS" =~ ^[1-9][0-9]*$ ]] ||
     { echo "compare-llama.sh: ROUNDS and REPS must be positive whole numbers" >&2; exit 1; }
+[[ "$COLD" =~ ^[0-9]+$ ]] || { echo "compare-llama.sh: COLD must be a whole number" >&2; exit 1; }
 : "${LLAMA_CPP_BIN:?set LLAMA_CPP_BIN to the bin directory of a llama.cpp build (the one holding llama-bench)}"
 LLAMA_BENCH=$LLAMA_CPP_BIN/llama-bench
 [[ -x "$LLAMA_BENCH" ]] || { echo "compare-llama.sh: $LLAMA_BENCH not found" >&2; exit 1; }
@@ -62,6 +71,18 @@ timed_run() {
         echo "  $prog failed on $name (see $stem.log)" >&2
 }
 
+# cold_run PROG COMMAND...: one cold start of PROG on file $f: the file's
+# pages dropped first, the process's wall seconds in $out/$name.PROG.cold$round.seconds.
+cold_run() {
+    local prog=$1 stem
+    shift
+    stem=$out/$name.$prog.cold$round
+    echo "$prog $name cold start (round $round of $COLD) ..." >&2
+    "$MOELITE" pagecache --evict "$f" >/dev/null
+    /usr/bin/time -f %e -o "$stem.seconds" "$@" >"$stem.json" 2>"$stem.log" ||
+        echo "  $prog failed on $name (see $stem.log)" >&2
+}
+
 for line in "${BENCH_MODELS[@]}"; do
     read -r name _ <<<"$line"
     if [[ -n "${MODELS:-}" && " $MODELS " != *" $name "* ]]; then continue; fi
@@ -73,14 +94,18 @@ for line in "${BENCH_MODELS[@]}"; do
         timed_run moelite "$MOELITE" bench -m "$f" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r "$REPS" \
             --bandwidth-gbs "$bw" --json
     done
+    for ((round = 1; round <= COLD; round++)); do
+        cold_run llama "$LLAMA_BENCH" -m "$f" -p 16 -n 0 -t "$THREADS" -r 1 -o json
+        cold_run moelite "$MOELITE" bench -m "$f" -p 16 -n 0 -t "$THREADS" -r 1 --json
+    done
     echo "$name" >>"$out/files"
 done
 probe >/dev/null
 
-python3 - "$out" "$THREADS" "$ROUNDS" "$REPS" <<'PY'
+python3 - "$out" "$THREADS" "$ROUNDS" "$REPS" "$COLD" <<'PY'
 import json, os, re, statistics, sys
 
-out, threads, rounds, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+out, threads, rounds, reps, cold = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 probes = [float(x) for x in open(os.path.join(out, "bandwidth")).read().split()]
 bw = max(probes)
 
@@ -137,6 +162,19 @@ def pct(x):
 def mib(x):
     return f"{x:.0f} MiB" if x is not None else "-"
 
+def cold_start(name, prog):
+    """Median wall seconds of the cold starts that gave results."""
+    v = []
+    for r in range(1, cold + 1):
+        stem = os.path.join(out, f"{name}.{prog}.cold{r}")
+        if not load(stem + ".json"):
+            continue
+        try:
+            v.append(float(open(stem + ".seconds").read().split()[-1]))
+        except (OSError, ValueError, IndexError):
+            pass
+    return f"{statistics.median(v):.2f} s" if v else "-"
+
 def peak_rss(name, prog):
     """The largest of the rounds whose run gave results (a failed run has a time file too)."""
     v = [rss_mib(os.path.join(out, f"{name}.{prog}.{r}.time")) for r in range(1, rounds + 1)
@@ -149,8 +187,9 @@ isa, test_names = "?", ""
 print(f"threads: {threads}; read bandwidth {bw:.2f} GB/s, the best of {len(probes)} probes "
       f"({', '.join(f'{p:.1f}' for p in probes)} GB/s); ratios are moelite / llama.cpp\n")
 print("| file | llama.cpp pp | llama.cpp tg | moelite pp | moelite tg | pp ratio | tg ratio "
-      "| tg roofline (moelite) | tg roofline (llama.cpp) | peak RSS llama.cpp | peak RSS moelite |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "| tg roofline (moelite) | tg roofline (llama.cpp) | peak RSS llama.cpp | peak RSS moelite "
+      "| cold start llama.cpp | cold start moelite |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name in names:
     lpp, ltg = zip(*rounds_of(name, "llama"))
     mpp, mtg = zip(*rounds_of(name, "moelite"))
@@ -165,7 +204,10 @@ for name in names:
     print(f"| {name} | {ts(lpp)} | {ts(ltg)} | {ts(mpp)} | {ts(mtg)} | {ratio(mpp, lpp)} | {ratio(mtg, ltg)} "
           f"| {pct(m_tg / roof if m_tg and roof else None)} "
           f"| {pct(l_tg / roof if l_tg and roof else None)} "
-          f"| {mib(peak_rss(name, 'llama'))} | {mib(peak_rss(name, 'moelite'))} |")
+          f"| {mib(peak_rss(name, 'llama'))} | {mib(peak_rss(name, 'moelite'))} "
+          f"| {cold_start(name, 'llama')} | {cold_start(name, 'moelite')} |")
 print(f"\ntests: {test_names} (t/s over {rounds} rounds of -r {reps}: "
-      f"median ± stddev; ratios: median of the rounds' ratios); moelite kernels: {isa}; raw results in {out}")
+      f"median ± stddev; ratios: median of the rounds' ratios); cold start: wall time of the whole "
+      f"process of pp16 from an evicted page cache, median of {cold} rounds; moelite kernels: {isa}; "
+      f"raw results in {out}")
 PY
