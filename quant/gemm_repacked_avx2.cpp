@@ -22,9 +22,14 @@
 // as the plain tiles do.
 //
 // Measured ("tile speed" in tests/test_kernels.cpp, 16 rows of 1536, one
-// thread, ns per output, plain tiles -> repacked): decode Q4_0 89 -> 29,
-// Q5_0 115 -> 50, Q8_0 79 -> 39, Q4_K 61 -> 38; prefill (64 rows) Q4_0
-// 66 -> 26, Q5_0 85 -> 29, Q8_0 59 -> 36, Q4_K 46 -> 22.
+// thread, ns per output, plain tiles -> repacked): decode Q4_0 89 -> 28,
+// Q5_0 115 -> 47, Q8_0 79 -> 39, Q4_K 61 -> 28, Q6_K 85 -> 56; prefill (64
+// rows) Q4_0 66 -> 21, Q5_0 85 -> 26, Q8_0 60 -> 34, Q4_K 46 -> 20, Q6_K
+// 46 -> 29.
+// In prefill the multiplies bound them: this Zen 2 issues one vpmaddubsw or
+// vpmaddwd a cycle (a loop of independent ones: 0.30 ns each at about
+// 3.35 GHz, against 0.10 for vpaddd), and Q4_0 needs 9 per 8 rows x 32
+// elements, which 20.8 ns per output makes 11.6 cycles.
 //
 // Built with AVX2 flags; only fill_gemm_repacked_avx2 has external linkage.
 #include <cstring>
