@@ -19,8 +19,9 @@ namespace moelite {
 
 // Which ops read a model weight offered to Backend::adopt_weight.
 enum class WeightReaders {
-    MulMatOnly,       // the weight operand of mul_mat, nothing else
-    MulMatAndGetRows  // also get_rows: a token embedding tied to the output
+    MulMatOnly,        // the weight operand of mul_mat, nothing else
+    MulMatAndGetRows,  // also get_rows: a token embedding tied to the output
+    NotMulMat          // other ops (a norm's weight, a bias): read in the file's layout
 };
 
 class Backend;
@@ -54,10 +55,11 @@ public:
     // to the backend, which may keep it in a layout or memory of its own: it
     // then returns the buffer now holding t's data, with t.data, t.buffer and
     // t.flags updated, and the caller keeps that buffer as long as t. nullptr
-    // leaves t as it was. The caller offers only weights that its graphs use
-    // as the weight operand of mul_mat, and says whether get_rows reads them
-    // too (a token embedding tied to the output): such a weight keeps the
-    // file's layout, and only its memory may change.
+    // leaves t as it was. The caller says which ops read the weight: only a
+    // weight that nothing but mul_mat reads may change layout; the others
+    // (a token embedding tied to the output, also read by get_rows; a norm's
+    // weight or a bias) keep the file's layout, and only their memory may
+    // change.
     virtual std::unique_ptr<Buffer> adopt_weight(Tensor& t, WeightReaders readers) {
         (void)t;
         (void)readers;

@@ -121,6 +121,26 @@ inline bool is_expert_stack(TensorRole role) {
     return role == TensorRole::FfnGateExps || role == TensorRole::FfnUpExps || role == TensorRole::FfnDownExps;
 }
 
+// Weights read by ops other than mul_mat: norms' weights, biases, the MoE
+// selection bias, RoPE frequency factors.
+inline bool is_non_mul_mat_weight(TensorRole role) {
+    switch (role) {
+        case TensorRole::OutputNorm:
+        case TensorRole::RopeFreqs:
+        case TensorRole::AttnNorm:
+        case TensorRole::AttnQBias:
+        case TensorRole::AttnKBias:
+        case TensorRole::AttnVBias:
+        case TensorRole::AttnQANorm:
+        case TensorRole::AttnKvANorm:
+        case TensorRole::FfnNorm:
+        case TensorRole::FfnExpProbsB:
+            return true;
+        default:
+            return false;
+    }
+}
+
 enum class TensorNeed {
     Required,
     Optional,      // may be absent (e.g. output.weight with tied embeddings)

@@ -262,13 +262,13 @@ std::shared_ptr<const Model> Model::load(const std::string& path, Backend& host)
 }
 
 void Model::adopt_weights(Backend& host) {
-    // Offered: the weights the forward passes (models/llama.cpp,
-    // models/deepseek2.cpp) use as mul_mat's weight: those read by nothing
-    // else, and the token embedding when it is also the output matrix (tied:
-    // get_rows reads it too, and decode reads all of it every token). Not an
-    // untied token embedding, of which get_rows reads a few rows, nor the
-    // experts, which mul_mat_id reads from the mapped file so that unchosen
-    // ones are never touched.
+    // Offered: every weight of two dimensions or fewer that the forward
+    // passes (models/llama.cpp, models/deepseek2.cpp) read whole: mul_mat's
+    // weights, the norms' weights and biases, and the token embedding when it
+    // is also the output matrix (tied: get_rows reads it too, and decode reads
+    // all of it every token). Not an untied token embedding, of which get_rows
+    // reads a few rows, nor the experts, which mul_mat_id reads from the
+    // mapped file so that unchosen ones are never touched.
     const bool tied = weight(TensorRole::Output) == nullptr;
     bool adopted = false;
     for (const TensorSpec& spec : arch_tensor_specs(hp_)) {
@@ -278,8 +278,10 @@ void Model::adopt_weights(Backend& host) {
         if (t == nullptr || t->ne[0] * t->ne[1] != t->nelements()) continue;
         const void* mapped = t->data;
         const size_t bytes = t->nbytes();
-        std::unique_ptr<Buffer> own =
-            host.adopt_weight(*t, embedding ? WeightReaders::MulMatAndGetRows : WeightReaders::MulMatOnly);
+        const WeightReaders readers = embedding                          ? WeightReaders::MulMatAndGetRows
+                                      : is_non_mul_mat_weight(spec.role) ? WeightReaders::NotMulMat
+                                                                         : WeightReaders::MulMatOnly;
+        std::unique_ptr<Buffer> own = host.adopt_weight(*t, readers);
         if (!own) continue;
         own_buffers_.push_back(std::move(own));
         adopted = true;

@@ -56,6 +56,18 @@ void check_repacked_model(const HParams& hp, const std::string& what) {
     }
     MESSAGE(what << ": " << repacked << " weights repacked");
     CHECK(repacked >= 7 * int(hp.n_layer) / 2);
+    // Nothing else is read through the file's pages but the experts, the
+    // untied token embedding and weights of three dimensions: norms, biases
+    // and small projections are copied too.
+    const auto* file_begin = static_cast<const uint8_t*>(model->file().file_data());
+    const auto* file_end = file_begin + model->file().file_size();
+    for (const Tensor& t : model->weights()) {
+        const auto* at = static_cast<const uint8_t*>(t.data);
+        const bool in_file = at >= file_begin && at < file_end;
+        const bool stays = t.name.find("_exps") != std::string::npos || t.name == "token_embd.weight" || t.ne[2] != 1;
+        INFO(what << ": " << t.name);
+        CHECK(in_file == stays);
+    }
 
     const std::vector<int32_t> toks = {1, 5, 9, 2, 33, 63, 0, 7, 7, 12};
     const std::vector<float> want = logits_of(plain, plain_cpu, toks, false);
@@ -148,7 +160,7 @@ TEST_CASE("repacked weights: only mul_mat's weight operand accepts them") {
     CHECK(plain_cpu.adopt_weight(again, WeightReaders::MulMatOnly) == nullptr);
 }
 
-TEST_CASE("adopted weights: other types are copied as they are when they fill a huge page") {
+TEST_CASE("adopted weights: other types are copied as they are, small ones too") {
     // Q8_0 has a repacked layout, but only Q4_0 and Q5_0 are repacked at load.
     const int64_t k = 2048, big_m = 1000;  // 2176 bytes a row: 2.08 MiB
     const size_t row_bytes = dtype_row_bytes(DType::Q8_0, k);
@@ -186,10 +198,28 @@ TEST_CASE("adopted weights: other types are copied as they are when they fill a 
     CHECK(spaced.nb[1] == row_bytes);
     CHECK(std::memcmp(spaced.data, bytes.data(), bytes.size()) == 0);
 
-    // Smaller than a huge page: left where it is.
+    // Smaller than a huge page, and a norm's weight (read by mul): copied as well.
     Tensor small = weight_over(DType::Q8_0, k, int64_t(kHugePageBytes / row_bytes) - 1, bytes.data(), wrapped.get());
-    CHECK(cpu.adopt_weight(small, WeightReaders::MulMatOnly) == nullptr);
-    CHECK(small.data == static_cast<void*>(bytes.data()));
+    auto own_small = cpu.adopt_weight(small, WeightReaders::MulMatOnly);
+    REQUIRE(own_small != nullptr);
+    CHECK(small.data != static_cast<void*>(bytes.data()));
+    CHECK(std::memcmp(small.data, bytes.data(), small.nbytes()) == 0);
+    std::vector<float> norm_values(64);
+    for (size_t i = 0; i < norm_values.size(); ++i) norm_values[i] = 0.5f + float(i);
+    auto wrapped_norm = cpu.wrap_host_memory(norm_values.data(), sizeof(float) * norm_values.size());
+    Tensor norm = weight_over(DType::F32, 64, 1, norm_values.data(), wrapped_norm.get());
+    auto own_norm = cpu.adopt_weight(norm, WeightReaders::NotMulMat);
+    REQUIRE(own_norm != nullptr);
+    CHECK((norm.flags & kTensorRepacked) == 0);
+    CHECK(std::memcmp(norm.data, norm_values.data(), sizeof(float) * norm_values.size()) == 0);
+    // A Q4_0 weight some other op reads: copied in the file's layout, never repacked.
+    std::vector<uint8_t> q4 = quantized_rows(DType::Q4_0, 256, 16, 9);
+    auto wrapped_q4 = cpu.wrap_host_memory(q4.data(), q4.size());
+    Tensor other = weight_over(DType::Q4_0, 256, 16, q4.data(), wrapped_q4.get());
+    auto own_other = cpu.adopt_weight(other, WeightReaders::NotMulMat);
+    REQUIRE(own_other != nullptr);
+    CHECK((other.flags & kTensorRepacked) == 0);
+    CHECK(std::memcmp(other.data, q4.data(), q4.size()) == 0);
 }
 
 // A token embedding tied to the output (no output.weight) is read whole by

@@ -105,14 +105,20 @@ std::unique_ptr<Buffer> CpuBackend::adopt_weight(Tensor& t, WeightReaders reader
     // A weight get_rows reads too keeps the file's layout.
     const bool repack = readers == WeightReaders::MulMatOnly && (t.type == DType::Q4_0 || t.type == DType::Q5_0) &&
                         repack_supported(t.type, t.ne[0], t.ne[1]) && fast_repacked_gemm(*kernels_, t.type);
-    // Copied as they are: the other weights of a huge page or more. Decode
-    // streams them every token, and from huge pages rather than the file's
-    // 4 KiB ones it goes faster (Q4_K_M file, alternating runs: 18.0-19.8 ->
-    // 20.1-22.4 t/s; bench/README.md). Smaller ones would gain nothing, nor
-    // would a weight already in memory of a CPU backend's own.
+    // Copied as they are: the other weights. Decode streams them every
+    // token, and from huge pages rather than the file's 4 KiB ones it goes
+    // faster (Q4_K_M file, alternating runs: 18.0-19.8 -> 20.1-22.4 t/s;
+    // bench/README.md). Those under a huge page (norms, biases, small
+    // projections) go faster from nowhere, but read through the mapping they
+    // bring back copied neighbours: where the page cache holds the file in
+    // large folios (Linux 6.x, after a sequential read), a fault maps the
+    // whole folio. R1-Qwen-1.5B Q8_0, the file last read by llama.cpp:
+    // 190 MiB of copied weights back in the resident set during a bench run,
+    // none once the small ones are copied too. Not a weight already in
+    // memory of a CPU backend's own.
     if (!repack) {
         const auto* held = dynamic_cast<const CpuBuffer*>(t.buffer);
-        if (t.nbytes() < kHugePageBytes || (held && held->owns_memory())) return nullptr;
+        if (held && held->owns_memory()) return nullptr;
     }
     const size_t row_bytes = t.row_bytes();
     auto buffer = alloc_buffer(row_bytes * size_t(t.ne[1]));

@@ -39,9 +39,8 @@ struct CpuBackendOptions {
     // adopt_weight() copies weights into memory of the backend's own (huge
     // pages where the kernel gives them): repacked where the type's
     // interleaved layout (quant/repack.h) wins in decode too and has a SIMD
-    // kernel in the backend's table (Q4_0, Q5_0), as they are where they fill
-    // a huge page or more; false keeps every weight where it is (the mapped
-    // file).
+    // kernel in the backend's table (Q4_0, Q5_0), as they are otherwise;
+    // false keeps every weight where it is (the mapped file).
     bool adopt_weights = true;
 
     // Where sgemm starts to win over the vec_dot path (see ops_matmul.cpp).
