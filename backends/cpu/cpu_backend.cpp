@@ -109,8 +109,8 @@ std::unique_ptr<Buffer> CpuBackend::adopt_weight(Tensor& t, WeightReaders reader
     // token, and from huge pages rather than the file's 4 KiB ones it goes
     // faster (Q4_K_M file, alternating runs: 18.0-19.8 -> 20.1-22.4 t/s;
     // bench/README.md). Those under a huge page (norms, biases, small
-    // projections) go faster from nowhere, but read through the mapping they
-    // bring back copied neighbours: where the page cache holds the file in
+    // projections) gain no speed from the copy, but read through the mapping
+    // they bring back copied neighbours: where the page cache holds the file in
     // large folios (Linux 6.x, after a sequential read), a fault maps the
     // whole folio. R1-Qwen-1.5B Q8_0, the file last read by llama.cpp:
     // 190 MiB of copied weights back in the resident set during a bench run,
