@@ -437,8 +437,9 @@ TEST_CASE("kernels: repacked weights round-trip and every ISA's repacked tiles e
                                 float want = 0.0f;
                                 tr.vec_dot(k, &want, plain.data() + size_t(i) * row_bytes, x_rows[size_t(j)].data());
                                 const float got = out[size_t(j)][size_t(i + 1)];
-                                INFO(isa_name(isa) << " " << dtype_name(wt) << " k=" << k << " m=" << m << " n=" << n
-                                                   << " at " << i << "," << j << " ref=" << want << " got=" << got);
+                                INFO(std::string(isa_name(isa))
+                                     << " " << std::string(dtype_name(wt)) << " k=" << k << " m=" << m << " n=" << n
+                                     << " at " << i << "," << j << " ref=" << want << " got=" << got);
                                 const std::vector<uint8_t> w_row(plain.begin() + i * int64_t(row_bytes),
                                                                  plain.begin() + (i + 1) * int64_t(row_bytes));
                                 const double scale = abs_dot(wt, w_row, tr.vec_dot_type, x_rows[size_t(j)], k);
@@ -479,7 +480,8 @@ TEST_CASE("kernels: every ISA's to_float gives the reference's floats") {
                         const float g = got[size_t(i)], w = want[size_t(i)];
                         if (std::isnan(w) ? !std::isnan(g) : std::memcmp(&g, &w, 4) != 0) first_bad = i;
                     }
-                    INFO(isa_name(isa) << " " << dtype_name(*type) << " n=" << n << " " << data_name(kind));
+                    INFO(std::string(isa_name(isa))
+                         << " " << std::string(dtype_name(*type)) << " n=" << n << " " << std::string(data_name(kind)));
                     CHECK(first_bad == -1);
                     ++compared;
                 }
@@ -643,7 +645,7 @@ TEST_CASE("kernels: every ISA's scale_add equals the reference up to rounding") 
                     const double scale = std::fabs(a * y0[size_t(i)]) + std::fabs(b * x[size_t(i)]) + 1e-30;
                     worst = std::max(worst, std::fabs(double(got[size_t(i)]) - double(want[size_t(i)])) / scale);
                 }
-                INFO(isa_name(isa) << " n=" << n << " a=" << a << " b=" << b);
+                INFO(std::string(isa_name(isa)) << " n=" << n << " a=" << a << " b=" << b);
                 CHECK(worst <= 1e-6);  // one fused rounding against two
             }
         }
@@ -667,8 +669,8 @@ TEST_CASE("kernels: every ISA's swiglu equals the reference up to rounding") {
             CHECK(got.back() == -7.0f);
             for (int64_t i = 0; i < n; ++i) {
                 const float w = want[size_t(i)], o = got[size_t(i)];
-                INFO(isa_name(isa) << " n=" << n << " g=" << g[size_t(i)] << " u=" << u[size_t(i)] << " ref=" << w
-                                   << " got=" << o);
+                INFO(std::string(isa_name(isa))
+                     << " n=" << n << " g=" << g[size_t(i)] << " u=" << u[size_t(i)] << " ref=" << w << " got=" << o);
                 if (std::isnan(w) || std::isinf(w)) {
                     CHECK((std::isnan(w) ? std::isnan(o) : o == w));
                     continue;
@@ -688,7 +690,7 @@ TEST_CASE("kernels: every ISA's blocked-attention kernels equal the references u
         // The transposition is exact, strided on both sides, and writes nothing else.
         for (auto [d, n] : {std::pair{1, 1}, std::pair{8, 8}, std::pair{7, 8}, std::pair{64, 8}, std::pair{40, 5},
                             std::pair{576, 8}, std::pair{19, 13}, std::pair{3, 24}}) {
-            INFO(isa_name(isa) << " d=" << d << " n=" << n);
+            INFO(std::string(isa_name(isa)) << " d=" << d << " n=" << n);
             const size_t row_stride = size_t(d) + 3, dst_stride = size_t(n) + 5;
             const auto src = test::random_floats(size_t(n) * row_stride, uint32_t(d * 31 + n), 1.0f);
             std::vector<float> want(size_t(d) * dst_stride, -7.0f), got = want;
@@ -700,7 +702,7 @@ TEST_CASE("kernels: every ISA's blocked-attention kernels equal the references u
         // Row and column counts across the kernels' tiles (4 rows, 16 and 8 columns) and their tails.
         for (auto [rows, keys, d] : {std::tuple{1, 1, 1}, std::tuple{4, 16, 64}, std::tuple{7, 37, 40},
                                      std::tuple{32, 64, 576}, std::tuple{5, 8, 3}, std::tuple{3, 23, 129}}) {
-            INFO(isa_name(isa) << " rows=" << rows << " keys=" << keys << " d=" << d);
+            INFO(std::string(isa_name(isa)) << " rows=" << rows << " keys=" << keys << " d=" << d);
             const size_t q_stride = size_t(d) + 3, kt_stride = size_t(keys) + 5, s_stride = size_t(keys) + 2;
             const auto qv = test::random_floats(size_t(rows) * q_stride, uint32_t(rows + d), 1.0f);
             const auto kv = test::random_floats(size_t(d) * kt_stride, uint32_t(keys + d), 1.0f);
@@ -759,7 +761,7 @@ TEST_CASE("kernels: every ISA's blocked-attention kernels equal the references u
         const float sum_got = table.exp_sub(int64_t(got.size()), got.data(), m);
         CHECK(sum_got == doctest::Approx(sum_want).epsilon(1e-6));
         for (size_t i = 0; i < x.size(); ++i) {
-            INFO(isa_name(isa) << " x=" << x[i]);
+            INFO(std::string(isa_name(isa)) << " x=" << x[i]);
             CHECK(std::fabs(double(got[i]) - want[i]) <= 4e-7 * want[i] + 1e-37);
         }
         CHECK(got[3] == 0.0f);
