@@ -1,7 +1,8 @@
 // AVX2 tile kernels over repacked weights (quant/repack.h): Q4_0, Q5_0 and
 // Q8_0 (Q8_0 activations with their scales as floats; Q4_0 and Q5_0 rows
 // also carry their block sums times the weights' offset) and
-// Q4_K (Q8_K activations), in groups of 8 rows.
+// Q4_K and Q6_K (Q8_K activations), in groups of 8 rows; and repacking's byte
+// shuffle (repack_chunks at the end).
 //
 // The idea, on Q4_0: one group block (8 rows x 32 elements) against one
 // activation block: the four 32-byte chunks give, after masking, 8 registers
@@ -551,9 +552,38 @@ void gemm_q6_K_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, con
                                                                                                 x_rows, out_rows);
 }
 
+// Repacking's byte shuffle, 4 chunks at a time: rows r and r + 4 share a
+// register (r in the low half), and a 4 x 4 transpose of 32-bit words in
+// each half leaves chunk j of all 8 rows in register j, in row order.
+// A run not a multiple of 4 ends with 4 chunks that overlap the ones before
+// (written twice, the same bytes); one shorter than 4 goes byte by byte.
+void repack_chunks(const uint8_t* const* rows, int n_chunks, uint8_t* group, const uint16_t* chunk_to) {
+    if (n_chunks < 4) {
+        for (int c = 0; c < n_chunks; ++c)
+            for (int r = 0; r < kGroupRows; ++r) std::memcpy(group + chunk_to[c] + 4 * r, rows[r] + 4 * c, 4);
+        return;
+    }
+    for (int next = 0; next < n_chunks;) {
+        const int c = next < n_chunks - 4 ? next : n_chunks - 4;
+        next = c + 4;
+        __m256i a[4];
+        for (int r = 0; r < 4; ++r)
+            a[r] = _mm256_inserti128_si256(
+                _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + 4 * c))),
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r + 4] + 4 * c)), 1);
+        const __m256i lo01 = _mm256_unpacklo_epi32(a[0], a[1]), hi01 = _mm256_unpackhi_epi32(a[0], a[1]);
+        const __m256i lo23 = _mm256_unpacklo_epi32(a[2], a[3]), hi23 = _mm256_unpackhi_epi32(a[2], a[3]);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(group + chunk_to[c]), _mm256_unpacklo_epi64(lo01, lo23));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(group + chunk_to[c + 1]), _mm256_unpackhi_epi64(lo01, lo23));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(group + chunk_to[c + 2]), _mm256_unpacklo_epi64(hi01, hi23));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(group + chunk_to[c + 3]), _mm256_unpackhi_epi64(hi01, hi23));
+    }
+}
+
 }  // namespace
 
-void fill_gemm_repacked_avx2(GemmFn* gemm_repacked) {
+void fill_gemm_repacked_avx2(GemmFn* gemm_repacked, RepackChunksFn* repack_chunks_fn) {
+    *repack_chunks_fn = repack_chunks;
     gemm_repacked[uint32_t(DType::Q4_0)] = gemm_q4_0_r8;
     gemm_repacked[uint32_t(DType::Q8_0)] = gemm_q8_0_r8;
     gemm_repacked[uint32_t(DType::Q4_K)] = gemm_q4_K_r8;

@@ -58,6 +58,7 @@ KernelTable scalar_table() {
     t.attn_accumulate = attn_accumulate_f32;
     t.exp_sub = exp_sub_f32;
     t.swiglu = swiglu_f32;
+    t.repack_chunks = repack_chunks_ref;
     for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
         const auto type = dtype_from_id(id);
         const QuantTraits* traits = type ? quant_traits(*type) : nullptr;
@@ -77,14 +78,15 @@ KernelTable scalar_table() {
 // Runs `fill` over a copy of `below` and keeps only the entries that are safe
 // to use (see the header comment).
 KernelTable overlay(const KernelTable& below, Isa isa, void (*fill)(VecDotFn*, FromFloatFn*),
-                    void (*fill_gemm)(GemmFn*) = nullptr, void (*fill_gemm_repacked)(GemmFn*) = nullptr,
+                    void (*fill_gemm)(GemmFn*) = nullptr,
+                    void (*fill_gemm_repacked)(GemmFn*, RepackChunksFn*) = nullptr,
                     void (*fill_float_rows)(ToFloatFn*, ScaleAddFn*, SwigluFn*) = nullptr) {
     KernelTable t = below;
     t.isa = isa;
     if (fill != nullptr) fill(t.vec_dot, t.quantize_row);
     if (fill_float_rows != nullptr) fill_float_rows(t.to_float, &t.scale_add, &t.swiglu);
     if (fill_gemm != nullptr) fill_gemm(t.gemm);
-    if (fill_gemm_repacked != nullptr) fill_gemm_repacked(t.gemm_repacked);
+    if (fill_gemm_repacked != nullptr) fill_gemm_repacked(t.gemm_repacked, &t.repack_chunks);
     for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
         const auto type = dtype_from_id(id);
         const QuantTraits* traits = type ? quant_traits(*type) : nullptr;

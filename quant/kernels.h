@@ -74,6 +74,8 @@ struct KernelTable {
     // Per weight type: tile kernel over the repacked layout (quant/repack.h);
     // the scalar table has the reference for every type with a layout.
     GemmFn gemm_repacked[kDTypeIdLimit];
+    // Repacking's byte shuffle (quant/repack.h).
+    RepackChunksFn repack_chunks;
     // The bf16 tile product of quant/gemm.h: the AMX table only, null below.
     Bf16GemmFn gemm_bf16;
 };

@@ -26,8 +26,9 @@ void fill_kernels_avx512(VecDotFn* vec_dot, FromFloatFn* quantize_row);
 void fill_kernels_avx512vnni(VecDotFn* vec_dot, FromFloatFn* quantize_row);
 // Tile kernels (quant/gemm.h), from quant/gemm_avx2.cpp.
 void fill_gemm_avx2(GemmFn* gemm);
-// Tile kernels over repacked weights (quant/repack.h), from quant/gemm_repacked_avx2.cpp.
-void fill_gemm_repacked_avx2(GemmFn* gemm_repacked);
+// Tile kernels over repacked weights and repacking's byte shuffle
+// (quant/repack.h), from quant/gemm_repacked_avx2.cpp.
+void fill_gemm_repacked_avx2(GemmFn* gemm_repacked, RepackChunksFn* repack_chunks);
 // Row dequantizers of the quantized types, from quant/dequant_avx2.cpp.
 void fill_dequant_avx2(ToFloatFn* to_float);
 // Blocked attention's kernels, from quant/attn_avx2.cpp.

@@ -80,23 +80,48 @@ size_t rest_bytes(const Layout& l) {
     return dtype_block_bytes(l.type) - 2 * size_t(l.n_halves);
 }
 
-// Moves row r's block b into (to_group = true) or out of its group: the
-// group block b starts at b * kRepackRows * block bytes, fields first.
-inline void move_block(const Layout& l, uint8_t* group, int64_t b, uint8_t* block, int64_t r, bool to_group) {
-    auto move = [to_group](uint8_t* grouped, uint8_t* plain, size_t bytes) {
-        if (to_group) {
-            std::memcpy(grouped, plain, bytes);
-        } else {
-            std::memcpy(plain, grouped, bytes);
-        }
-    };
-    uint8_t* fields = group + size_t(b) * kRepackRows * dtype_block_bytes(l.type);
-    for (int f = 0; f < l.n_halves; ++f) move(fields + 16 * f + 2 * r, block + l.halves[f], 2);
+constexpr size_t kMaxChunks = 64;
+
+// Where each of a layout's chunks goes in a group block: chunk_to[c] is the
+// byte offset from the block's first chunk of plain chunk c (c < the
+// returned count).
+size_t chunk_offsets(const Layout& l, uint16_t* chunk_to) {
     const size_t n_chunks = rest_bytes(l) / 4;
-    uint8_t* chunks = fields + 16 * size_t(l.n_halves) + 4 * size_t(r);
-    for (size_t c = 0; c < n_chunks; ++c)
-        move(chunks + 32 * c, block + l.rest_from + 4 * (l.chunk_order ? l.chunk_order[c] : c), 4);
+    MOELITE_ASSERT(n_chunks <= kMaxChunks);
+    for (size_t p = 0; p < n_chunks; ++p) chunk_to[l.chunk_order ? l.chunk_order[p] : p] = uint16_t(32 * p);
+    return n_chunks;
 }
+
+// Copies row r's block b out of its group (group block b starts at
+// b * kRepackRows * block bytes, fields first) into `block`.
+void unpack_block(const Layout& l, const uint8_t* group, int64_t b, int64_t r, const uint16_t* chunk_to,
+                  size_t n_chunks, uint8_t* block) {
+    const uint8_t* fields = group + size_t(b) * kRepackRows * dtype_block_bytes(l.type);
+    for (int f = 0; f < l.n_halves; ++f) std::memcpy(block + l.halves[f], fields + 16 * f + 2 * r, 2);
+    const uint8_t* grouped = fields + 16 * size_t(l.n_halves) + 4 * r;
+    for (size_t c = 0; c < n_chunks; ++c) std::memcpy(block + l.rest_from + 4 * c, grouped + chunk_to[c], 4);
+}
+
+const Layout& layout_for(DType type, int64_t k, int64_t m) {
+    MOELITE_ASSERT(repack_supported(type, k, m));
+    return *layout_of(type);
+}
+
+// What moving m rows of k elements of `type` in or out of groups needs.
+struct Moves {
+    const Layout& l;
+    size_t block_bytes, row_bytes;
+    int64_t nb;
+    uint16_t chunk_to[kMaxChunks];
+    size_t n_chunks;
+    Moves(DType type, int64_t k, int64_t m)
+        : l(layout_for(type, k, m)),
+          block_bytes(dtype_block_bytes(type)),
+          row_bytes(dtype_row_bytes(type, k)),
+          nb(k / dtype_block_size(type)),
+          chunk_to(),
+          n_chunks(chunk_offsets(l, chunk_to)) {}
+};
 
 // Offset of the extras in a converted Q8_0 row of k elements.
 size_t q8_0_extras_offset(int64_t k) {
@@ -112,16 +137,17 @@ void gemm_repacked_generic(DType type, int64_t k, int64_t m, int64_t n, const vo
     const QuantTraits& tr = *quant_traits(type);
     const int64_t bs = dtype_block_size(type), nb = k / bs;
     const size_t x_block = dtype_row_bytes(tr.vec_dot_type, bs);
+    uint16_t chunk_to[kMaxChunks];
+    const size_t n_chunks = chunk_offsets(l, chunk_to);
     uint8_t block[512];
     for (int64_t g = 0; g < m / kRepackRows; ++g) {
-        // Only read (move_block out of the group).
-        auto* group = const_cast<uint8_t*>(static_cast<const uint8_t*>(w)) + size_t(g * kRepackRows) * w_stride;
+        const auto* group = static_cast<const uint8_t*>(w) + size_t(g * kRepackRows) * w_stride;
         for (int64_t r = 0; r < kRepackRows; ++r) {
             for (int64_t j = 0; j < n; ++j) {
                 const auto* y = static_cast<const uint8_t*>(x_rows[j]);
                 float sum = 0.0f;
                 for (int64_t b = 0; b < nb; ++b) {
-                    move_block(l, group, b, block, r, false);
+                    unpack_block(l, group, b, r, chunk_to, n_chunks, block);
                     float part = 0.0f;
                     tr.vec_dot(bs, &part, block, y + size_t(b) * x_block);
                     sum += part;
@@ -138,59 +164,42 @@ bool repack_supported(DType type, int64_t k, int64_t m) {
     return layout_of(type) != nullptr && k > 0 && k % dtype_block_size(type) == 0 && m > 0 && m % kRepackRows == 0;
 }
 
-namespace {
+void repack_chunks_ref(const uint8_t* const* rows, int n_chunks, uint8_t* group, const uint16_t* chunk_to) {
+    for (int c = 0; c < n_chunks; ++c)
+        for (int64_t r = 0; r < kRepackRows; ++r) std::memcpy(group + chunk_to[c] + 4 * r, rows[r] + 4 * c, 4);
+}
 
-// Moves m rows between the plain layout (rows `plain_stride` bytes apart) and
-// the repacked one (rows contiguous): move_block's moves, reordered so that
-// each group block is written (or read) front to back, 8 rows at a time, with
-// the chunk offsets worked out once.
-template <bool ToGroup>
-void move_rows(DType type, int64_t k, int64_t m, uint8_t* repacked, uint8_t* plain, size_t plain_stride) {
-    MOELITE_ASSERT(repack_supported(type, k, m));
-    const Layout& l = *layout_of(type);
-    const size_t block_bytes = dtype_block_bytes(type);
-    const int64_t nb = k / dtype_block_size(type);
-    const size_t row_bytes = dtype_row_bytes(type, k);
-    constexpr size_t kMaxChunks = 64;
-    const size_t n_chunks = rest_bytes(l) / 4;
-    MOELITE_ASSERT(n_chunks <= kMaxChunks);
-    uint16_t chunk_at[kMaxChunks];  // where group chunk c sits in the plain block
-    for (size_t c = 0; c < n_chunks; ++c)
-        chunk_at[c] = uint16_t(l.rest_from + 4 * (l.chunk_order ? l.chunk_order[c] : c));
-    auto move = [](uint8_t* grouped, uint8_t* row, size_t bytes) {
-        if constexpr (ToGroup) {
-            std::memcpy(grouped, row, bytes);
-        } else {
-            std::memcpy(row, grouped, bytes);
-        }
-    };
+void repack_rows(DType type, int64_t k, int64_t m, const void* src, size_t src_stride, void* dst,
+                 RepackChunksFn chunks) {
+    const Moves mv(type, k, m);
+    const Layout& l = mv.l;
+    const auto* plain = static_cast<const uint8_t*>(src);
     for (int64_t g = 0; g < m / kRepackRows; ++g) {
-        uint8_t* group = repacked + size_t(g * kRepackRows) * row_bytes;
-        uint8_t* rows[kRepackRows];
-        for (int64_t r = 0; r < kRepackRows; ++r) rows[r] = plain + size_t(g * kRepackRows + r) * plain_stride;
-        for (int64_t b = 0; b < nb; ++b) {
-            uint8_t* fields = group + size_t(b) * kRepackRows * block_bytes;
-            const size_t at = size_t(b) * block_bytes;
+        auto* group = static_cast<uint8_t*>(dst) + size_t(g * kRepackRows) * mv.row_bytes;
+        const uint8_t* rows[kRepackRows];
+        for (int64_t b = 0; b < mv.nb; ++b) {
+            uint8_t* fields = group + size_t(b) * kRepackRows * mv.block_bytes;
+            const size_t at = size_t(b) * mv.block_bytes;
+            for (int64_t r = 0; r < kRepackRows; ++r) rows[r] = plain + size_t(g * kRepackRows + r) * src_stride + at;
             for (int f = 0; f < l.n_halves; ++f)
-                for (int64_t r = 0; r < kRepackRows; ++r) move(fields + 16 * f + 2 * r, rows[r] + at + l.halves[f], 2);
-            uint8_t* chunks = fields + 16 * size_t(l.n_halves);
-            for (size_t c = 0; c < n_chunks; ++c)
-                for (int64_t r = 0; r < kRepackRows; ++r) move(chunks + 32 * c + 4 * r, rows[r] + at + chunk_at[c], 4);
+                for (int64_t r = 0; r < kRepackRows; ++r)
+                    std::memcpy(fields + 16 * f + 2 * r, rows[r] + l.halves[f], 2);
+            for (int64_t r = 0; r < kRepackRows; ++r) rows[r] += l.rest_from;
+            chunks(rows, int(mv.n_chunks), fields + 16 * size_t(l.n_halves), mv.chunk_to);
         }
     }
 }
 
-}  // namespace
-
-void repack_rows(DType type, int64_t k, int64_t m, const void* src, size_t src_stride, void* dst) {
-    // move_rows only reads the plain side when moving into groups.
-    move_rows<true>(type, k, m, static_cast<uint8_t*>(dst), const_cast<uint8_t*>(static_cast<const uint8_t*>(src)),
-                    src_stride);
-}
-
 void unpack_rows(DType type, int64_t k, int64_t m, const void* src, void* dst) {
-    move_rows<false>(type, k, m, const_cast<uint8_t*>(static_cast<const uint8_t*>(src)), static_cast<uint8_t*>(dst),
-                     dtype_row_bytes(type, k));
+    const Moves mv(type, k, m);
+    for (int64_t g = 0; g < m / kRepackRows; ++g) {
+        const auto* group = static_cast<const uint8_t*>(src) + size_t(g * kRepackRows) * mv.row_bytes;
+        for (int64_t r = 0; r < kRepackRows; ++r) {
+            uint8_t* row = static_cast<uint8_t*>(dst) + size_t(g * kRepackRows + r) * mv.row_bytes;
+            for (int64_t b = 0; b < mv.nb; ++b)
+                unpack_block(mv.l, group, b, r, mv.chunk_to, mv.n_chunks, row + size_t(b) * mv.block_bytes);
+        }
+    }
 }
 
 size_t repacked_x_row_bytes(DType type, int64_t k) {

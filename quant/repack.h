@@ -59,8 +59,12 @@ bool repack_supported(DType type, int64_t k, int64_t m);
 
 // Writes m rows of k elements (src rows src_stride bytes apart) into dst in
 // the repacked layout: m * row_bytes bytes, rows contiguous. repack_supported
-// must hold.
-void repack_rows(DType type, int64_t k, int64_t m, const void* src, size_t src_stride, void* dst);
+// must hold. `chunks` moves the chunks: a kernel table's repack_chunks
+// (quant/kernels.h), or repack_chunks_ref.
+void repack_rows(DType type, int64_t k, int64_t m, const void* src, size_t src_stride, void* dst,
+                 RepackChunksFn chunks);
+// The scalar RepackChunksFn.
+void repack_chunks_ref(const uint8_t* const* rows, int n_chunks, uint8_t* group, const uint16_t* chunk_to);
 // The inverse: the plain rows back (tests, and mul_mat's AMX path, which
 // dequantizes weights from the file's layout).
 void unpack_rows(DType type, int64_t k, int64_t m, const void* src, void* dst);

@@ -403,10 +403,17 @@ TEST_CASE("kernels: repacked weights round-trip and every ISA's repacked tiles e
                     std::memcpy(strided.data() + size_t(i) * src_stride, row.data(), row_bytes);
                 }
                 std::vector<uint8_t> packed(plain.size()), back(plain.size());
-                repack_rows(wt, k, m, strided.data(), src_stride, packed.data());
+                repack_rows(wt, k, m, strided.data(), src_stride, packed.data(), repack_chunks_ref);
                 CHECK(packed != plain);
                 unpack_rows(wt, k, m, packed.data(), back.data());
                 REQUIRE(back == plain);
+                for (Isa isa : isa_supported()) {
+                    // Every ISA's byte shuffle writes the same bytes, and all of them.
+                    std::vector<uint8_t> by_isa(plain.size(), 0xa5);
+                    repack_rows(wt, k, m, strided.data(), src_stride, by_isa.data(), kernel_table(isa).repack_chunks);
+                    INFO(std::string(isa_name(isa)) << " " << std::string(dtype_name(wt)) << " k=" << k);
+                    CHECK(by_isa == packed);
+                }
                 for (int64_t n : {1, 2, 3, 4, 5, 9}) {
                     // Converted rows at aligned addresses, as the CPU backend's scratch.
                     const size_t x_bytes = (repacked_x_row_bytes(wt, k) + 63) / 64 * 64;
@@ -1169,7 +1176,7 @@ TEST_CASE("kernels: tile speed against vec_dot loops" * doctest::skip()) {
                                                 << tile_ns << " ns/output (x" << loop_ns / tile_ns << ")");
             if (!repack_supported(wt, k, m)) continue;
             std::vector<uint8_t> packed(w.size());
-            repack_rows(wt, k, m, w.data(), row_bytes, packed.data());
+            repack_rows(wt, k, m, w.data(), row_bytes, packed.data(), repack_chunks_ref);
             const size_t x_bytes = (repacked_x_row_bytes(wt, k) + 63) / 64 * 64;
             std::vector<int64_t> x_store(x_bytes / 8 * size_t(n));
             std::vector<const void*> xr_ptrs;

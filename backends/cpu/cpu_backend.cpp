@@ -127,7 +127,8 @@ std::unique_ptr<Buffer> CpuBackend::adopt_weight(Tensor& t, WeightReaders reader
         const Tensor& t;
         void* dst;
         bool repack;
-    } job{t, buffer->base(), repack};
+        RepackChunksFn chunks;
+    } job{t, buffer->base(), repack, kernels_->repack_chunks};
     pool_->run(
         [](void* ctx, int ith, int nth) {
             const Adopt& a = *static_cast<const Adopt*>(ctx);
@@ -140,7 +141,7 @@ std::unique_ptr<Buffer> CpuBackend::adopt_weight(Tensor& t, WeightReaders reader
             const char* src = static_cast<const char*>(a.t.data) + first * a.t.nb[1];
             char* dst = static_cast<char*>(a.dst) + first * row_bytes;  // rows made contiguous
             if (a.repack) {
-                repack_rows(a.t.type, a.t.ne[0], int64_t(rows), src, a.t.nb[1], dst);
+                repack_rows(a.t.type, a.t.ne[0], int64_t(rows), src, a.t.nb[1], dst, a.chunks);
             } else if (a.t.nb[1] == row_bytes) {
                 std::memcpy(dst, src, rows * row_bytes);
             } else {

@@ -343,7 +343,7 @@ void mul_mat_fly(const Tensor& node, const OpContext& ctx, size_t stride, char* 
         // A weight repacked at load is read in place.
         const char* rows = wb + m0 * w.nb[1];
         if (!repacked && whole > 0) {
-            repack_rows(w.type, K, whole, rows, w.nb[1], unit_rows);
+            repack_rows(w.type, K, whole, rows, w.nb[1], unit_rows, ctx.kt->repack_chunks);
             rows = unit_rows;
         }
         for (int64_t n0 = 0; n0 < N; n0 += kColsPerUnit) {

@@ -257,7 +257,8 @@ void op_mul_mat_id(const Tensor& node, const OpContext& ctx) {
             const int64_t m0 = (u - unit_first[i]) * kRowsPerUnit, m_end = std::min(M, m0 + kRowsPerUnit);
             const bool repack_unit =
                 repacked_gemm && end - begin >= kRepackMinTokens && (m_end - m0) % kRepackRows == 0;
-            if (repack_unit) repack_rows(w.type, K, m_end - m0, wb + m0 * w.nb[1], w.nb[1], unit_rows);
+            if (repack_unit)
+                repack_rows(w.type, K, m_end - m0, wb + m0 * w.nb[1], w.nb[1], unit_rows, ctx.kt->repack_chunks);
             // The expert's rows in chunks of kColsPerUnit, each one tile call.
             const void* x_rows[kColsPerUnit];
             float* out_rows[kColsPerUnit];
