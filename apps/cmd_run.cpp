@@ -126,6 +126,9 @@ int run_run(int argc, char** argv) {
             return true;
         });
     }
+    if (r.stop == StopReason::ContextFull && r.tokens.empty())  // nothing was evaluated
+        fail("%s: the prompt does not fit the context of %lld tokens (-c/--ctx)", lm.model->path().c_str(),
+             (long long)session.n_ctx());
     const SessionStats& st = session.stats();
     const ExpertStats& es = session.expert_stats();
     const bool expert_stats = args.count("expert-stats") > 0 && es.n_expert() > 0;

@@ -50,9 +50,31 @@ std::string strip_thinking(const std::string& text) {
     return start == std::string::npos ? std::string() : answer.substr(start);
 }
 
+namespace {
+
+// The model's template, its errors naming the model's file.
+ChatTemplate model_template(const Session& session, const std::string& source) {
+    try {
+        return ChatTemplate(source);
+    } catch (const Error& e) {
+        fail("%s: %s", session.model().path().c_str(), e.what());
+    }
+}
+
+}  // namespace
+
 Chat::Chat(Session& session, const Tokenizer& tokenizer, const std::string& template_source,
            const SamplerParams& sampling)
-    : session_(session), tokenizer_(tokenizer), template_(template_source), sampler_(sampling) {}
+    : session_(session),
+      tokenizer_(tokenizer),
+      template_(model_template(session, template_source)),
+      sampler_(sampling) {
+    // A template that cannot render one user message is refused now, not
+    // at every turn.
+    messages_.push_back({{"role", "user"}, {"content", "Hello"}});
+    (void)render_prompt();
+    messages_ = nlohmann::ordered_json::array();
+}
 
 void Chat::set_system(const std::string& text) { system_ = text; }
 
@@ -81,7 +103,13 @@ std::string Chat::render_prompt() const {
         if (id < 0) return std::nullopt;
         return tokenizer_.token_text(id);
     };
-    return template_.render(all, true, token_text(tokenizer_.bos_id()), token_text(tokenizer_.eos_id()));
+    try {
+        return template_.render(all, true, token_text(tokenizer_.bos_id()), token_text(tokenizer_.eos_id()));
+    } catch (const jinja::TemplateRaised& e) {
+        fail("%s: the chat template refused the conversation: %s", session_.model().path().c_str(), e.what());
+    } catch (const Error& e) {
+        fail("%s: %s", session_.model().path().c_str(), e.what());
+    }
 }
 
 GenerateResult Chat::reply(const std::string& user, const GenerateOptions& options,

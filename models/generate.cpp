@@ -1,5 +1,6 @@
 #include "models/generate.h"
 
+#include <cmath>
 #include <limits>
 
 #include "core/error.h"
@@ -31,6 +32,19 @@ size_t utf8_complete_prefix(const std::string& text) {
     return n;  // only continuation bytes: pass them through
 }
 
+namespace {
+
+// A NaN among the logits means the computation went wrong (corrupt weights,
+// metadata that overflows): sampling from them would print noise.
+void check_logits(const Session& session, const std::vector<float>& logits) {
+    for (float v : logits)
+        if (std::isnan(v))
+            fail("%s: the model computed NaN logits (are its weights or metadata corrupt?)",
+                 session.model().path().c_str());
+}
+
+}  // namespace
+
 GenerateResult generate(Session& session, Sampler& sampler, const Tokenizer& tokenizer, std::span<const int32_t> prompt,
                         const GenerateOptions& options, const std::function<bool(const std::string&)>& on_text,
                         const std::atomic<bool>* cancel) {
@@ -42,6 +56,7 @@ GenerateResult generate(Session& session, Sampler& sampler, const Tokenizer& tok
         return result;
     }
     session.eval(prompt, false, &logits);
+    check_logits(session, logits);
     std::string pending;  // bytes of an unfinished UTF-8 character
     const int64_t n_vocab = session.model().hparams().n_vocab;
     std::vector<int32_t> banned;
@@ -80,6 +95,7 @@ GenerateResult generate(Session& session, Sampler& sampler, const Tokenizer& tok
             return result;
         }
         session.eval(std::span<const int32_t>(&token, 1), false, &logits);
+        check_logits(session, logits);
     }
     if (!pending.empty() && on_text) on_text(pending);
     result.stop = StopReason::Length;

@@ -1,6 +1,7 @@
 #include "models/model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <map>
 #include <unordered_set>
@@ -27,9 +28,18 @@ public:
         std::string k = prefix_ + key;
         return f_.has(k) ? check(k, f_.get_i64(k)) : fallback;
     }
-    float real(const char* key, float fallback) const {
+    // A float setting: finite, and within [lo, hi] when given.
+    float real(const char* key, float fallback, float lo = -std::numeric_limits<float>::max(),
+               float hi = std::numeric_limits<float>::max()) const {
         std::string k = prefix_ + key;
-        return f_.has(k) ? f_.get_f32(k) : fallback;
+        if (!f_.has(k)) return fallback;
+        const float v = f_.get_f32(k);
+        if (!std::isfinite(v))
+            fail("%s: metadata key '%s' = %g is not a finite number", f_.path().c_str(), k.c_str(), double(v));
+        if (v < lo || v > hi)
+            fail("%s: metadata key '%s' = %g is out of range [%g, %g]", f_.path().c_str(), k.c_str(), double(v),
+                 double(lo), double(hi));
+        return v;
     }
     bool flag(const char* key, bool fallback) const {
         std::string k = prefix_ + key;
@@ -69,6 +79,11 @@ HParams hparams_from_gguf(const GgufFile& f) {
     HParams hp;
     hp.arch = *arch;
     hp.n_layer = r.count("block_count");
+    // Each layer has tensors: a count past the file's is a lie, refused before
+    // anything is sized by it.
+    if (hp.n_layer > int64_t(f.tensors().size()))
+        fail("%s: block_count %lld is more than the file's %zu tensors", f.path().c_str(), (long long)hp.n_layer,
+             f.tensors().size());
     hp.n_embd = r.count("embedding_length");
     hp.n_ff = r.count("feed_forward_length", 0);
     hp.n_ctx_train = r.count("context_length", 4096);
@@ -82,6 +97,9 @@ HParams hparams_from_gguf(const GgufFile& f) {
         fail("%s: head_count (%lld) is not a multiple of head_count_kv (%lld)", f.path().c_str(),
              (long long)hp.n_head, (long long)hp.n_head_kv);
     const int64_t default_head_dim = hp.n_embd / hp.n_head;
+    if (!f.has(arch_str + ".attention.key_length") && (default_head_dim == 0 || hp.n_embd % hp.n_head != 0))
+        fail("%s: head_count (%lld) does not divide embedding_length (%lld), and attention.key_length is not given",
+             f.path().c_str(), (long long)hp.n_head, (long long)hp.n_embd);
     hp.head_dim_k = r.count("attention.key_length", default_head_dim);
     hp.head_dim_v = r.count("attention.value_length", hp.head_dim_k);
     require_positive(f, "attention.key_length", hp.head_dim_k);
@@ -101,11 +119,15 @@ HParams hparams_from_gguf(const GgufFile& f) {
     } else {
         fail("%s: unsupported rope.scaling.type '%s'", f.path().c_str(), scaling.c_str());
     }
-    hp.rope_scaling_factor = r.real("rope.scaling.factor", 1.0f);
+    // Real models scale the context by at most a few hundred.
+    hp.rope_scaling_factor = r.real("rope.scaling.factor", 1.0f, 0.0f, 65536.0f);
     if (hp.rope_scaling != RopeScaling::None && !(hp.rope_scaling_factor > 0.0f))
         fail("%s: rope.scaling.factor must be positive", f.path().c_str());
     hp.rope_orig_ctx = r.count("rope.scaling.original_context_length", hp.n_ctx_train);
-    hp.rope_yarn_log_mul = r.real("rope.scaling.yarn_log_multiplier", 0.0f);
+    if (hp.rope_scaling == RopeScaling::Yarn)
+        require_positive(f, "rope.scaling.original_context_length", hp.rope_orig_ctx);
+    // DeepSeek's is 0.1 or 0.0707: the softmax scale grows by its square times ln(factor)^2.
+    hp.rope_yarn_log_mul = r.real("rope.scaling.yarn_log_multiplier", 0.0f, 0.0f, 10.0f);
 
     if (hp.arch == Arch::Deepseek2) {
         hp.n_layer_dense_lead = r.count("leading_dense_block_count", 0);
@@ -119,7 +141,7 @@ HParams hparams_from_gguf(const GgufFile& f) {
         hp.n_expert = r.count("expert_count");
         hp.n_expert_used = r.count("expert_used_count");
         hp.n_expert_shared = r.count("expert_shared_count", 0);
-        hp.expert_weights_scale = r.real("expert_weights_scale", 1.0f);
+        hp.expert_weights_scale = r.real("expert_weights_scale", 1.0f, 1e-6f, 1e6f);
         hp.expert_weights_norm = r.flag("expert_weights_norm", false);
         const int64_t gating = r.count("expert_gating_func", int64_t(ExpertGating::Softmax));
         if (gating != int64_t(ExpertGating::Softmax) && gating != int64_t(ExpertGating::Sigmoid))
@@ -134,6 +156,20 @@ HParams hparams_from_gguf(const GgufFile& f) {
         if (hp.n_expert_groups <= 0 || hp.n_expert % hp.n_expert_groups != 0 || hp.n_expert_groups_used <= 0 ||
             hp.n_expert_groups_used > hp.n_expert_groups)
             fail("%s: expert_group_count / expert_group_used_count do not divide the experts", f.path().c_str());
+        if (hp.n_expert_groups > 1) {
+            // Groups are ranked by their best experts (the top 2 with sigmoid
+            // gating, as DeepSeek-V3), and the experts are chosen from the kept ones.
+            const int64_t per_group = hp.n_expert / hp.n_expert_groups;
+            if (hp.expert_gating == ExpertGating::Sigmoid && per_group < 2)
+                fail("%s: expert_group_count %lld leaves %lld expert per group; ranking groups needs at least 2",
+                     f.path().c_str(), (long long)hp.n_expert_groups, (long long)per_group);
+            if (hp.n_expert_used > hp.n_expert_groups_used * per_group)
+                fail(
+                    "%s: expert_used_count %lld is more than the %lld experts of the %lld groups kept "
+                    "(expert_group_used_count)",
+                    f.path().c_str(), (long long)hp.n_expert_used, (long long)(hp.n_expert_groups_used * per_group),
+                    (long long)hp.n_expert_groups_used);
+        }
         if (hp.n_layer_dense_lead > hp.n_layer) fail("%s: leading_dense_block_count exceeds block_count", f.path().c_str());
         // MTP layers, when present, are counted in block_count; we run only the trunk.
         if (hp.n_layer_nextn > 0) {
@@ -141,9 +177,14 @@ HParams hparams_from_gguf(const GgufFile& f) {
             hp.n_layer -= hp.n_layer_nextn;
         }
     }
-    hp.n_rot = r.count("rope.dimension_count", hp.arch == Arch::Deepseek2 ? 0 : hp.head_dim_k);
+    const bool rot_given = f.has(arch_str + ".rope.dimension_count");
+    hp.n_rot =
+        hp.arch == Arch::Deepseek2 ? r.count("rope.dimension_count") : r.count("rope.dimension_count", hp.head_dim_k);
     if (hp.n_rot <= 0 || hp.n_rot % 2 != 0 || hp.n_rot > std::max(hp.qk_head_dim(), hp.head_dim_k))
-        fail("%s: rope.dimension_count (%lld) is invalid", f.path().c_str(), (long long)hp.n_rot);
+        fail(rot_given ? "%s: rope.dimension_count (%lld) is invalid"
+                       : "%s: the RoPE dimension (%lld: the head size, rope.dimension_count not being given) is "
+                         "invalid: it must be even and positive",
+             f.path().c_str(), (long long)hp.n_rot);
     if (hp.arch == Arch::Deepseek2 && hp.qk_nope_dim() < 0)
         fail("%s: key length is smaller than the RoPE dimension", f.path().c_str());
 
@@ -171,9 +212,14 @@ std::optional<Tokenizer> tokenizer_from_gguf(const GgufFile& f) {
     md.model = model;
     md.pre = f.opt_string("tokenizer.ggml.pre").value_or("default");
     md.tokens = f.get_array<std::string>("tokenizer.ggml.tokens");
-    if (const GgufValue* types = f.find("tokenizer.ggml.token_type")) {
-        (void)types;
-        for (int64_t t : f.get_int_array("tokenizer.ggml.token_type")) md.token_types.push_back(int32_t(t));
+    if (md.tokens.empty()) fail("%s: tokenizer.ggml.tokens is empty", f.path().c_str());
+    if (f.has("tokenizer.ggml.token_type")) {
+        for (int64_t t : f.get_int_array("tokenizer.ggml.token_type")) {
+            // llama.cpp's token types are 0..6; anything past int32 is no type at all.
+            if (t < std::numeric_limits<int32_t>::min() || t > std::numeric_limits<int32_t>::max())
+                fail("%s: tokenizer.ggml.token_type holds %lld", f.path().c_str(), (long long)t);
+            md.token_types.push_back(int32_t(t));
+        }
     }
     if (f.has("tokenizer.ggml.merges")) md.merges = f.get_array<std::string>("tokenizer.ggml.merges");
     auto id = [&](const char* key) -> int32_t {
@@ -233,6 +279,9 @@ std::shared_ptr<const Model> Model::load(const std::string& path, Backend& host)
         if (!quant_traits(info->type))
             fail("%s: tensor '%s' has type %s, which moelite cannot compute", path.c_str(), spec.name.c_str(),
                  dtype_name(info->type));
+        if (is_non_mul_mat_weight(spec.role) && info->type != DType::F32)
+            fail("%s: tensor '%s' has type %s; norm weights, biases and RoPE factors must be f32", path.c_str(),
+                 spec.name.c_str(), dtype_name(info->type));
         Tensor& t = m->tensors_.emplace_back();
         gguf_tensor_view(*info, t);
         t.buffer = m->buffer_.get();
