@@ -300,8 +300,6 @@ ConvertReport convert_checkpoint(const std::string& hf_dir, const std::string& o
     extras.name = model_name_of(hf_dir);
     extras.file_type = uint32_t(recipe.file_type);
     extras.vocab_less = !has_tokenizer;
-    extras.yarn_beta_fast = config.yarn_beta_fast;
-    extras.yarn_beta_slow = config.yarn_beta_slow;
     for (GgufKV& kv : model_metadata(config.hp, extras))
         writer.add(std::move(kv.key), std::move(kv.value));
     std::vector<std::string> sampling_notes;

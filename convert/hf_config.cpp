@@ -93,8 +93,8 @@ void read_rope_scaling(const ConfigReader& r, HfConfig& c) {
         c.hp.rope_orig_ctx = s.integer("original_max_position_embeddings", c.hp.n_ctx_train);
         c.yarn_mscale = float(s.number("mscale", 1.0));
         c.yarn_mscale_all_dim = float(s.number("mscale_all_dim", 0.0));
-        c.yarn_beta_fast = float(s.number("beta_fast", 32.0));
-        c.yarn_beta_slow = float(s.number("beta_slow", 1.0));
+        c.hp.rope_yarn_beta_fast = float(s.number("beta_fast", 32.0));
+        c.hp.rope_yarn_beta_slow = float(s.number("beta_slow", 1.0));
         // llama.cpp stores 0.1 * mscale_all_dim under yarn_log_multiplier for deepseek2.
         c.hp.rope_yarn_log_mul = 0.1f * c.yarn_mscale_all_dim;
         if (c.hp.rope_scaling_factor <= 0) fail("%s: rope_scaling.factor must be positive", r.name().c_str());

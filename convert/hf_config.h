@@ -29,8 +29,6 @@ struct HfConfig {
     std::optional<Llama3RopeFactors> llama3_rope;
     float yarn_mscale = 0.0f;          // rope_scaling.mscale (deepseek)
     float yarn_mscale_all_dim = 0.0f;  // rope_scaling.mscale_all_dim (deepseek)
-    float yarn_beta_fast = 32.0f;
-    float yarn_beta_slow = 1.0f;
     int64_t fp8_block_rows = 0;  // quantization_config.weight_block_size, 0 when not FP8
     int64_t fp8_block_cols = 0;
     std::optional<int64_t> bos_token_id;

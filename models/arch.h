@@ -47,6 +47,8 @@ struct HParams {
     float rope_scaling_factor = 1.0f;              // rope.scaling.factor
     int64_t rope_orig_ctx = 0;                     // rope.scaling.original_context_length
     float rope_yarn_log_mul = 0.0f;                // rope.scaling.yarn_log_multiplier (as stored)
+    float rope_yarn_beta_fast = 32.0f;             // rope.scaling.yarn_beta_fast: rotations where YaRN's ramp starts
+    float rope_yarn_beta_slow = 1.0f;              // rope.scaling.yarn_beta_slow: and where it ends
     bool tied_embeddings = false;                  // no output.weight in the file
 
     // deepseek2: Multi-head Latent Attention

@@ -130,6 +130,8 @@ Tensor* build_deepseek2(Graph& g, const Model& m, KvCache& cache, const ForwardI
         const float ln_factor = std::log(hp.rope_scaling_factor);
         rope.freq_scale = 1.0f / hp.rope_scaling_factor;
         rope.ext_factor = 1.0f;
+        rope.beta_fast = hp.rope_yarn_beta_fast;
+        rope.beta_slow = hp.rope_yarn_beta_slow;
         rope.attn_factor = 1.0f / (1.0f + 0.1f * ln_factor);  // cancels the rope's own magnitude factor
         const float mscale = 1.0f + hp.rope_yarn_log_mul * ln_factor;
         scale *= mscale * mscale;

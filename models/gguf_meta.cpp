@@ -54,8 +54,8 @@ std::vector<GgufKV> model_metadata(const HParams& hp, const ModelMetadataExtras&
         kv.arch("rope.scaling.type", std::string("yarn"));
         kv.arch("rope.scaling.factor", hp.rope_scaling_factor);
         kv.u32("rope.scaling.original_context_length", hp.rope_orig_ctx);
-        kv.arch("rope.scaling.yarn_beta_fast", extras.yarn_beta_fast);
-        kv.arch("rope.scaling.yarn_beta_slow", extras.yarn_beta_slow);
+        kv.arch("rope.scaling.yarn_beta_fast", hp.rope_yarn_beta_fast);
+        kv.arch("rope.scaling.yarn_beta_slow", hp.rope_yarn_beta_slow);
     }
     kv.arch("rope.freq_base", hp.rope_freq_base);
     kv.arch("attention.layer_norm_rms_epsilon", hp.rms_eps);

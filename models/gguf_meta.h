@@ -25,8 +25,6 @@ struct ModelMetadataExtras {
     std::string name;         // general.name (omitted when empty)
     uint32_t file_type = 0;   // general.file_type (llama.cpp's LLAMA_FTYPE value)
     bool vocab_less = false;  // no tokenizer: also write {arch}.vocab_size where llama.cpp would not (qwen2)
-    float yarn_beta_fast = 32.0f;
-    float yarn_beta_slow = 1.0f;
 };
 
 // general.* (architecture, type, name, file_type, quantization_version) and

@@ -30,7 +30,11 @@ Tensor* build_llama(Graph& g, const Model& m, KvCache& cache, const ForwardInput
     // YaRN as llama.cpp applies it to these architectures: interpolation
     // blended in by the ramp over the original context, and the rope's own
     // magnitude factor (1 + 0.1 ln factor) kept.
-    if (hp.rope_scaling == RopeScaling::Yarn) rope.ext_factor = 1.0f;
+    if (hp.rope_scaling == RopeScaling::Yarn) {
+        rope.ext_factor = 1.0f;
+        rope.beta_fast = hp.rope_yarn_beta_fast;
+        rope.beta_slow = hp.rope_yarn_beta_slow;
+    }
     Tensor* freq_factors = m.weight(TensorRole::RopeFreqs);  // llama3 scaling, when present
 
     auto W = [&](TensorRole role, int64_t il) { return m.weight(role, il); };

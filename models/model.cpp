@@ -128,6 +128,8 @@ HParams hparams_from_gguf(const GgufFile& f) {
         require_positive(f, "rope.scaling.original_context_length", hp.rope_orig_ctx);
     // DeepSeek's is 0.1 or 0.0707: the softmax scale grows by its square times ln(factor)^2.
     hp.rope_yarn_log_mul = r.real("rope.scaling.yarn_log_multiplier", 0.0f, 0.0f, 10.0f);
+    hp.rope_yarn_beta_fast = r.real("rope.scaling.yarn_beta_fast", 32.0f, 1e-3f, 1e4f);
+    hp.rope_yarn_beta_slow = r.real("rope.scaling.yarn_beta_slow", 1.0f, 1e-3f, 1e4f);
 
     if (hp.arch == Arch::Deepseek2) {
         hp.n_layer_dense_lead = r.count("leading_dense_block_count", 0);

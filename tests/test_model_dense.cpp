@@ -59,7 +59,7 @@ std::vector<double> rmsnorm(const std::vector<double>& x, const std::vector<floa
 // RoPE of one head; with YaRN (Peng et al. 2023, as llama.cpp applies it to
 // llama and qwen2): each pair's angle blends the interpolated one (pos /
 // factor) and the original by a ramp over the pair's wavelength against the
-// original context (beta_fast 32, beta_slow 1 rotations), and both parts are
+// original context (beta_fast to beta_slow rotations), and both parts are
 // scaled by 1 + 0.1 ln(factor).
 void rope_head(double* v, int64_t dim, int64_t pos, const HParams& hp, bool neox) {
     const double base = hp.rope_freq_base;
@@ -69,7 +69,8 @@ void rope_head(double* v, int64_t dim, int64_t pos, const HParams& hp, bool neox
     auto pair_at = [&](double rotations) {
         return double(dim) * std::log(double(hp.rope_orig_ctx) / (rotations * 2.0 * M_PI)) / (2.0 * std::log(base));
     };
-    const double lo = std::max(0.0, std::floor(pair_at(32.0))), hi = std::min(double(dim - 1), std::ceil(pair_at(1.0)));
+    const double lo = std::max(0.0, std::floor(pair_at(hp.rope_yarn_beta_fast))),
+                 hi = std::min(double(dim - 1), std::ceil(pair_at(hp.rope_yarn_beta_slow)));
     const double magnitude = yarn ? 1.0 + 0.1 * std::log(factor) : 1.0;
     for (int64_t i = 0; i < dim / 2; ++i) {
         const double original = double(pos) * std::pow(base, -2.0 * double(i) / double(dim));
@@ -143,14 +144,17 @@ std::vector<std::vector<double>> naive_forward(const GgufFile& f, const HParams&
     return logits;
 }
 
-void check_model(Arch arch, DType type, float tol_naive, RopeScaling scaling = RopeScaling::None) {
+void check_model(Arch arch, DType type, float tol_naive, RopeScaling scaling = RopeScaling::None,
+                 float beta_fast = 32.0f, float beta_slow = 1.0f) {
     test::TempDir dir;
     const std::string path = (dir / "m.gguf").string();
     HParams hp = tiny(arch);
     if (scaling != RopeScaling::None) {
         hp.rope_scaling = scaling;
         hp.rope_scaling_factor = 4.0f;
-        hp.rope_orig_ctx = 1024;  // the ramp then runs over pairs 1..5 of the 8
+        hp.rope_orig_ctx = 1024;  // the ramp then runs over pairs 1..5 of the 8 (beta 32 to 1)
+        hp.rope_yarn_beta_fast = beta_fast;
+        hp.rope_yarn_beta_slow = beta_slow;
     }
     SynthOptions so;
     so.type = type;
@@ -217,7 +221,7 @@ TEST_CASE("dense forward: qwen2 and llama with YaRN or linear RoPE scaling match
     // factor 4 over 1024 tokens, 4 chunks of 256: PPL 404.5449 and 404.5478
     // (423.756 without the scaling, which moelite had ignored).
     check_model(Arch::Qwen2, DType::F32, 1e-3f, RopeScaling::Yarn);
-    check_model(Arch::Llama, DType::F32, 1e-3f, RopeScaling::Yarn);
+    check_model(Arch::Llama, DType::F32, 1e-3f, RopeScaling::Yarn, 16.0f, 2.0f);
     check_model(Arch::Qwen2, DType::F32, 1e-3f, RopeScaling::Linear);
 }
 
