@@ -31,7 +31,12 @@ KvCache::KvCache(const std::vector<KvLayerShape>& layers, int64_t n_ctx, DType t
         k_.push_back(add(s.k_width, s.n_kv_heads, "cache_k." + std::to_string(il)));
         v_.push_back(s.v_width ? add(s.v_width, s.n_kv_heads, "cache_v." + std::to_string(il)) : nullptr);
     }
-    buffer_ = backend.alloc_buffer(total);
+    try {
+        buffer_ = backend.alloc_buffer(total);
+    } catch (const Error& e) {
+        fail("the KV cache (%.1f MiB for %lld tokens) cannot be allocated: %s; a smaller context (-c) needs less",
+             double(total) / double(1 << 20), (long long)n_ctx, e.what());
+    }
     MOELITE_ASSERT(buffer_ != nullptr);
     size_t i = 0;
     for (Tensor& t : tensors_) {

@@ -18,6 +18,7 @@
 #include "core/gguf_writer.h"
 #include "models/chat.h"
 #include "models/generate.h"
+#include "models/kv_cache.h"
 #include "models/model.h"
 #include "models/session.h"
 #include "models/synth.h"
@@ -178,15 +179,21 @@ TEST_CASE("hostile models: token types past int32 are refused, not truncated") {
 
 TEST_CASE("hostile models: NaN logits stop generation with an error; so does a prompt longer than the context") {
     test::TempDir dir;
-    const std::string path = (dir / "m.gguf").string(), bad = (dir / "nan.gguf").string();
+    const std::string path = (dir / "m.gguf").string();
     write_chat_model(path);
-    rewrite(path, bad, {}, [](const GgufTensorInfo& t, std::vector<uint8_t>& bytes) {
-        if (std::string(t.name) != "output_norm.weight") return;
-        const float nan = std::numeric_limits<float>::quiet_NaN();
-        for (size_t i = 0; i + 4 <= bytes.size(); i += 4) std::memcpy(bytes.data() + i, &nan, 4);
-    });
+    // NaN weights: the final norm's, and the first layer's q projection
+    // (attention's softmax used to turn the NaN scores into a masked row).
+    std::vector<std::string> files = {path};
+    for (const char* name : {"output_norm.weight", "blk.0.attn_q.weight"}) {
+        files.push_back((dir / (std::string(name) + ".gguf")).string());
+        rewrite(path, files.back(), {}, [&](const GgufTensorInfo& t, std::vector<uint8_t>& bytes) {
+            if (t.name != name) return;
+            const float nan = std::numeric_limits<float>::quiet_NaN();
+            for (size_t i = 0; i + 4 <= bytes.size(); i += 4) std::memcpy(bytes.data() + i, &nan, 4);
+        });
+    }
     CpuBackend cpu(CpuBackendOptions{1, std::nullopt});
-    for (const std::string& file : {path, bad}) {
+    for (const std::string& file : files) {
         auto model = Model::load(file, cpu);
         Session s(model, cpu, SessionOptions{64, 512, DType::F16});
         Sampler sampler(SamplerParams{});
@@ -196,6 +203,7 @@ TEST_CASE("hostile models: NaN logits stop generation with an error; so does a p
         if (file == path) {
             CHECK(generate(s, sampler, *model->tokenizer(), prompt, go, nullptr).tokens.size() == 2);
         } else {
+            INFO(file);
             CHECK_THROWS_WITH_AS(generate(s, sampler, *model->tokenizer(), prompt, go, nullptr),
                                  doctest::Contains("NaN logits"), Error);
         }
@@ -227,4 +235,12 @@ TEST_CASE("hostile models: a chat template that fails names the file, and is ref
         CHECK_THROWS_WITH_AS(Chat(s, *model->tokenizer(), model->chat_template(), SamplerParams{}),
                              doctest::Contains((path + ": " + expect).c_str()), Error);
     }
+}
+
+TEST_CASE("hostile models: a KV cache larger than memory is one error that names the cache and -c") {
+    // 2^20-wide keys and values, 1024 heads, 4096 positions: 16 TiB in f16.
+    CpuBackend cpu(CpuBackendOptions{1, std::nullopt});
+    const std::vector<KvLayerShape> layers(1, KvLayerShape{int64_t(1) << 20, int64_t(1) << 20, 1024});
+    CHECK_THROWS_WITH_AS(KvCache(layers, 4096, DType::F16, cpu),
+                         doctest::Contains("the KV cache (16777216.0 MiB for 4096 tokens) cannot be allocated"), Error);
 }

@@ -60,14 +60,17 @@ void op_soft_max(const Tensor& node, const OpContext& ctx) {
             mrow = static_cast<const char*>(mask->data) + i1 * mask->nb[1] + (i2 % mask->ne[2]) * mask->nb[2] +
                    (i3 % mask->ne[3]) * mask->nb[3];
         float max = -std::numeric_limits<float>::infinity();
+        bool nan = false;
         for (int64_t i = 0; i < n; ++i) {
             float v = load_f32(src + i * a.nb[0]) * scale;
             if (mrow) v += mask_value(*mask, mrow, i);
             dst[i] = v;
             max = std::max(max, v);
+            nan = nan || std::isnan(v);
         }
-        if (max == -std::numeric_limits<float>::infinity()) {
-            std::fill(dst, dst + n, 0.0f);
+        if (nan || max == -std::numeric_limits<float>::infinity()) {
+            // A NaN input makes the row NaN; a row masked out entirely is zeros.
+            std::fill(dst, dst + n, nan ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
             continue;
         }
         double sum = 0.0;
@@ -336,9 +339,19 @@ void op_flash_attn(const Tensor& node, const OpContext& ctx) {
                 float* s = scores + r * l.keys;
                 const float* mv = mask ? block_mask + (r / nh) * l.keys : nullptr;
                 float block_max = kNegInf;
+                bool nan = false;
                 for (int64_t j = 0; j < nj; ++j) {
                     s[j] = !mv ? s[j] * scale : mv[j] == kNegInf ? kNegInf : s[j] * scale + mv[j];
                     block_max = std::max(block_max, s[j]);
+                    nan = nan || std::isnan(s[j]);
+                }
+                if (nan || std::isnan(row_max[r])) {
+                    // A NaN score (NaN or infinite q or k) makes the row NaN, as
+                    // the softmax would, rather than look masked out.
+                    row_max[r] = row_sum[r] = std::numeric_limits<float>::quiet_NaN();
+                    std::fill(acc + r * Dv, acc + (r + 1) * Dv, row_max[r]);
+                    std::fill(s, s + nj, 0.0f);
+                    continue;
                 }
                 if (block_max == kNegInf) {
                     std::fill(s, s + nj, 0.0f);
@@ -395,10 +408,14 @@ void op_flash_attn(const Tensor& node, const OpContext& ctx) {
         const Rows w = rows_of(g);
         const float* first = partials + size_t(g * p.key_chunks) * p.partial_floats + r * (2 + Dv);
         float m = kNegInf;
-        for (int64_t c = 0; c < p.key_chunks; ++c) m = std::max(m, first[c * p.partial_floats]);
+        bool nan = false;
+        for (int64_t c = 0; c < p.key_chunks; ++c) {
+            m = std::max(m, first[c * p.partial_floats]);
+            nan = nan || std::isnan(first[c * p.partial_floats]);
+        }
         float* dst = out_row(w, r);
-        std::fill(dst, dst + Dv, 0.0f);
-        if (m == kNegInf) continue;
+        std::fill(dst, dst + Dv, nan ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
+        if (nan || m == kNegInf) continue;
         float sum = 0.0f;
         for (int64_t c = 0; c < p.key_chunks; ++c) {
             const float* pc = first + c * p.partial_floats;
