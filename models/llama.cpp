@@ -26,7 +26,9 @@ Tensor* build_llama(Graph& g, const Model& m, KvCache& cache, const ForwardInput
     rope.mode = hp.arch == Arch::Qwen2 ? RopeMode::Neox : RopeMode::Normal;
     rope.n_ctx_orig = int32_t(hp.rope_orig_ctx ? hp.rope_orig_ctx : hp.n_ctx_train);
     rope.freq_base = hp.rope_freq_base;
-    rope.freq_scale = hp.rope_scaling == RopeScaling::None ? 1.0f : 1.0f / hp.rope_scaling_factor;
+    // (Llama 3's scaling is the rope_freqs factors below, not a frequency scale.)
+    const bool scaled = hp.rope_scaling == RopeScaling::Linear || hp.rope_scaling == RopeScaling::Yarn;
+    rope.freq_scale = scaled ? 1.0f / hp.rope_scaling_factor : 1.0f;
     // YaRN as llama.cpp applies it to these architectures: interpolation
     // blended in by the ramp over the original context, and the rope's own
     // magnitude factor (1 + 0.1 ln factor) kept.
