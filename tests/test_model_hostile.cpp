@@ -238,9 +238,11 @@ TEST_CASE("hostile models: a chat template that fails names the file, and is ref
 }
 
 TEST_CASE("hostile models: a KV cache larger than memory is one error that names the cache and -c") {
-    // 2^20-wide keys and values, 1024 heads, 4096 positions: 16 TiB in f16.
+    // 2^20-wide keys and values, 16384 heads, 4096 positions: 256 TiB in
+    // f16, past x86-64's 128 TiB of user address space, so that no
+    // overcommit setting lets the mapping succeed.
     CpuBackend cpu(CpuBackendOptions{1, std::nullopt});
-    const std::vector<KvLayerShape> layers(1, KvLayerShape{int64_t(1) << 20, int64_t(1) << 20, 1024});
+    const std::vector<KvLayerShape> layers(1, KvLayerShape{int64_t(1) << 20, int64_t(1) << 20, 16384});
     CHECK_THROWS_WITH_AS(KvCache(layers, 4096, DType::F16, cpu),
-                         doctest::Contains("the KV cache (16777216.0 MiB for 4096 tokens) cannot be allocated"), Error);
+                         doctest::Contains("the KV cache (268435456.0 MiB for 4096 tokens) cannot be allocated"), Error);
 }
