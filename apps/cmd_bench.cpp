@@ -109,7 +109,7 @@ int run_bench(int argc, char** argv) {
     bo.repetitions = reps;
     bo.seed = args["seed"].as<uint64_t>();
     bo.n_depth = n_depth;
-    bo.session = session_options(args, model);
+    bo.session = session_options(args);
     const int threads = lm.cpu->n_threads();
     const std::string desc = model.description();
     const double size = double(model.weight_bytes());

@@ -141,7 +141,7 @@ int run_chat(int argc, char** argv) {
     const Tokenizer* tok = lm.model->tokenizer();
     if (!tok) fail("%s has no tokenizer, so it cannot chat", lm.model->path().c_str());
     if (lm.model->chat_template().empty()) fail("%s has no chat template", lm.model->path().c_str());
-    Session session(lm.model, *lm.cpu, session_options(args, *lm.model));
+    Session session(lm.model, *lm.cpu, session_options(args));
     Chat chat(session, *tok, lm.model->chat_template(), sampling_params(args, *lm.model));
     chat.set_system(args["system"].as<std::string>());
     GenerateOptions go;

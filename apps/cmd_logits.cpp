@@ -52,7 +52,7 @@ int run_logits(int argc, char** argv) {
     if (!args.count("tokens") || !args.count("out")) fail("--tokens and --out are required");
     const std::vector<int32_t> tokens = parse_tokens(args["tokens"].as<std::string>());
     LoadedModel lm = load_model(args);
-    SessionOptions so = session_options(args, *lm.model);
+    SessionOptions so = session_options(args);
     if (so.n_ctx < int64_t(tokens.size())) so.n_ctx = int64_t(tokens.size());
     Session session(lm.model, *lm.cpu, so);
 

@@ -138,7 +138,7 @@ int run_perplexity(int argc, char** argv) {
 
     LoadedModel lm = load_model(args);
     PerplexityOptions po;
-    po.session = session_options(args, *lm.model);
+    po.session = session_options(args);
     const int64_t ctx_flag = args["ctx"].as<int64_t>();
     po.n_ctx = ctx_flag > 0 ? ctx_flag : kDefaultCtx;
     po.n_chunks = args["chunks"].as<int64_t>();

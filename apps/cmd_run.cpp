@@ -94,7 +94,7 @@ int run_run(int argc, char** argv) {
     if (args.count("mmap-random") && mapping) mapping->advise_random(0, mapping->size());
     const Tokenizer* tok = lm.model->tokenizer();
     if (!tok) fail("%s has no tokenizer: use 'moelite logits' with token ids", lm.model->path().c_str());
-    Session session(lm.model, *lm.cpu, session_options(args, *lm.model));
+    Session session(lm.model, *lm.cpu, session_options(args));
     const SamplerParams sp = sampling_params(args, *lm.model);
     GenerateOptions go;
     go.max_tokens = args["n-predict"].as<int64_t>();

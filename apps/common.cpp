@@ -33,7 +33,7 @@ LoadedModel load_model(const cxxopts::ParseResult& args) {
     return lm;
 }
 
-SessionOptions session_options(const cxxopts::ParseResult& args, const Model& model) {
+SessionOptions session_options(const cxxopts::ParseResult& args) {
     SessionOptions so;
     so.n_ctx = args["ctx"].as<int64_t>();
     if (so.n_ctx < 0 || so.n_ctx > (int64_t(1) << 24)) fail("--ctx is out of range");
@@ -44,7 +44,6 @@ SessionOptions session_options(const cxxopts::ParseResult& args, const Model& mo
     if (!t || (*t != DType::F16 && *t != DType::F32 && *t != DType::Q8_0))
         fail("--cache-type must be f16, f32 or q8_0 (got '%s')", ct.c_str());
     so.cache_type = *t;
-    (void)model;
     return so;
 }
 
@@ -64,7 +63,7 @@ SamplerParams sampling_params(const cxxopts::ParseResult& args, const Model& mod
                     model.file().opt_string("general.name").value_or("").find("R1") != std::string::npos;
     SamplerParams p = r1 ? SamplerParams::deepseek_r1() : SamplerParams();
     // The file's recommended settings (general.sampling.*) over the defaults, the flags over both.
-    apply_sampling_metadata(model.file(), context_length(model, session_options(args, model)), &p);
+    apply_sampling_metadata(model.file(), context_length(model, session_options(args)), &p);
     if (args.count("temp")) p.temperature = args["temp"].as<float>();
     if (args.count("top-k")) p.top_k = args["top-k"].as<int>();
     if (args.count("top-p")) p.top_p = args["top-p"].as<float>();

@@ -22,7 +22,7 @@ struct LoadedModel {
 };
 
 LoadedModel load_model(const cxxopts::ParseResult& args);
-SessionOptions session_options(const cxxopts::ParseResult& args, const Model& model);
+SessionOptions session_options(const cxxopts::ParseResult& args);
 
 // Sampling flags: --temp, --top-k, --top-p, --min-p, --repeat-penalty,
 // --presence-penalty, --frequency-penalty, --repeat-last-n, --seed.
