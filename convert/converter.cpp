@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <thread>
 
@@ -21,6 +23,7 @@
 #include "core/log.h"
 #include "core/safetensors.h"
 #include "models/gguf_meta.h"
+#include "models/model.h"
 #include "models/tokenizer.h"
 #include "quant/quant.h"
 
@@ -74,8 +77,8 @@ void parallel_ranges(int threads, int64_t units, Fn fn) {
 class Streamer {
   public:
     Streamer(GgufWriter& writer, const ConvertOptions& options, ConvertReport& report, size_t n_tensors,
-             uint64_t bytes_total)
-        : writer_(writer), options_(options), report_(report), t0_(Clock::now()) {
+             uint64_t bytes_total, std::string origin)
+        : writer_(writer), options_(options), report_(report), t0_(Clock::now()), origin_(std::move(origin)) {
         threads_ = options.n_threads > 0 ? options.n_threads : int(std::max(1u, std::thread::hardware_concurrency()));
         progress_.tensors_total = n_tensors;
         progress_.bytes_total = bytes_total;
@@ -98,6 +101,7 @@ class Streamer {
             for (int64_t r0 = 0; r0 < rows; r0 += chunk_rows) {
                 check_cancel();
                 const int64_t r1 = std::min(rows, r0 + chunk_rows);
+                check_finite_raw(t, raw + size_t(r0) * row_bytes, size_t(r1 - r0) * row_bytes);
                 writer_.append_tensor_data(raw + size_t(r0) * row_bytes, size_t(r1 - r0) * row_bytes);
                 src.release(r0, r1);
                 advance(in_per_row * double(r1 - r0), size_t(r1 - r0) * row_bytes);
@@ -128,10 +132,12 @@ class Streamer {
                     uint8_t* dst = out_.data() + size_t(a - r0) * row_bytes;
                     if (direct_f32) {
                         src.produce(a, b, reinterpret_cast<float*>(dst));
+                        check_finite(t, reinterpret_cast<const float*>(dst), (b - a) * len);
                         continue;
                     }
                     scratch.resize(size_t((b - a) * len));
                     src.produce(a, b, scratch.data());
+                    check_finite(t, scratch.data(), (b - a) * len);
                     traits->from_float(scratch.data(), dst, (b - a) * len);
                 }
             });
@@ -152,6 +158,38 @@ class Streamer {
     }
 
   private:
+    // A NaN or infinite weight turns every logit into NaN: such a checkpoint
+    // is refused rather than converted.
+    void check_finite(const OutTensor& t, const float* v, int64_t n) const {
+        bool finite = true;
+        for (int64_t i = 0; i < n; ++i) finite &= std::isfinite(v[i]);
+        if (!finite) non_finite(t);
+    }
+    // The same on data copied as it is, where its type shows it: F32, F16 and
+    // BF16 by their exponent bits (all ones: infinite or NaN).
+    void check_finite_raw(const OutTensor& t, const uint8_t* p, size_t bytes) const {
+        bool finite = true;
+        if (t.type == DType::F32) {
+            for (size_t i = 0; i + 4 <= bytes; i += 4) {
+                uint32_t v;
+                std::memcpy(&v, p + i, 4);
+                finite &= (v & 0x7f800000u) != 0x7f800000u;
+            }
+        } else if (t.type == DType::F16 || t.type == DType::BF16) {
+            const uint16_t mask = t.type == DType::F16 ? 0x7c00 : 0x7f80;
+            for (size_t i = 0; i + 2 <= bytes; i += 2) {
+                uint16_t v;
+                std::memcpy(&v, p + i, 2);
+                finite &= (v & mask) != mask;
+            }
+        }
+        if (!finite) non_finite(t);
+    }
+    [[noreturn]] void non_finite(const OutTensor& t) const {
+        fail("%s: tensor '%s' holds NaN or infinite values: the checkpoint is corrupt", origin_.c_str(),
+             t.name.c_str());
+    }
+
     static int64_t element_count(const std::vector<int64_t>& ne) {
         int64_t n = 1;
         for (int64_t d : ne) n *= d;
@@ -187,16 +225,18 @@ class Streamer {
     ConvertProgress progress_;
     double bytes_read_ = 0;
     std::vector<uint8_t> out_;  // one chunk of the output tensor
+    std::string origin_;        // the checkpoint or file converted, for messages
 };
 
 void write_all(GgufWriter& writer, std::vector<OutTensor>& tensors, const ConvertOptions& options,
-               ConvertReport& report) {
+               ConvertReport& report, const std::string& origin,
+               const std::function<void(const std::string&)>& verify = nullptr) {
     uint64_t total = 0;
     for (const OutTensor& t : tensors) total += t.source->input_bytes();
     for (const OutTensor& t : tensors) writer.add_tensor(t.name, t.type, t.ne);
-    Streamer streamer(writer, options, report, tensors.size(), total);
+    Streamer streamer(writer, options, report, tensors.size(), total, origin);
     for (const OutTensor& t : tensors) streamer.write(t);
-    writer.finish();
+    writer.finish(verify);
     streamer.done();
 }
 
@@ -258,6 +298,15 @@ ConvertReport convert_checkpoint(const std::string& hf_dir, const std::string& o
     if (!fs::is_directory(hf_dir)) fail("%s: not a directory (expected a Hugging Face checkpoint)", hf_dir.c_str());
     const HfConfig config = hf_config_load((fs::path(hf_dir) / "config.json").string());
     SafetensorsCheckpoint checkpoint(hf_dir);
+    // Every layer has tensors: more layers than the checkpoint's tensors is a
+    // lie, refused before anything is sized by it.
+    if (config.n_layer_all > int64_t(checkpoint.names().size()))
+        fail("%s: num_hidden_layers %lld is more than the checkpoint's %zu tensors", config.path.c_str(),
+             (long long)config.n_layer_all, checkpoint.names().size());
+    // Nothing of the checkpoint is overwritten (a new file beside it is fine).
+    std::error_code ec;
+    if (fs::exists(out_path, ec) && fs::equivalent(fs::absolute(out_path).parent_path(), fs::absolute(hf_dir), ec))
+        fail("%s: the output would overwrite a file of the checkpoint %s", out_path.c_str(), hf_dir.c_str());
     const ConvertPlan plan = plan_conversion(config, checkpoint.names(), hf_dir);
 
     ConvertReport report;
@@ -311,7 +360,19 @@ ConvertReport convert_checkpoint(const std::string& hf_dir, const std::string& o
     } else {
         writer.add("tokenizer.ggml.model", GgufValue("none"));
     }
-    write_all(writer, tensors, options, report);
+    // The loader's checks of hyper-parameters and vocabulary, on the written
+    // file before it takes the output's name: a checkpoint whose settings the
+    // runtime would refuse (an rms epsilon of 0, a rope theta that overflows)
+    // is refused here, not converted into a file that cannot be loaded.
+    write_all(writer, tensors, options, report, hf_dir, [&](const std::string& temp_path) {
+        try {
+            auto written = GgufFile::open(temp_path);
+            (void)hparams_from_gguf(*written);
+            (void)tokenizer_from_gguf(*written);
+        } catch (const Error& e) {
+            fail("%s: the converted model would not load: %s", hf_dir.c_str(), e.what());
+        }
+    });
     return report;
 }
 
@@ -371,7 +432,7 @@ ConvertReport quantize_gguf(const std::string& in_path, const std::string& out_p
     }
     if (!has_file_type) writer.add("general.file_type", GgufValue(uint32_t(recipe.file_type)));
     if (!has_qv) writer.add("general.quantization_version", GgufValue(uint32_t(2)));
-    write_all(writer, tensors, options, report);
+    write_all(writer, tensors, options, report, in_path);
     return report;
 }
 

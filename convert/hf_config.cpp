@@ -1,9 +1,9 @@
 #include "convert/hf_config.h"
 
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <string_view>
 
 #include "core/error.h"
 
@@ -62,8 +62,11 @@ private:
     const std::string& name_;
 };
 
+// Counts and sizes: positive and at most 2^31, the bound the GGUF loader
+// holds them to (models/model.cpp); vocab_size at most 2^24, likewise.
 int64_t positive(const ConfigReader& r, const char* key, int64_t v) {
-    if (v <= 0 || v > (int64_t(1) << 40)) fail("%s: key '%s' = %lld is out of range", r.name().c_str(), key, (long long)v);
+    const int64_t limit = std::string_view(key) == "vocab_size" ? int64_t(1) << 24 : int64_t(1) << 31;
+    if (v <= 0 || v > limit) fail("%s: key '%s' = %lld is out of range", r.name().c_str(), key, (long long)v);
     return v;
 }
 
@@ -90,7 +93,8 @@ void read_rope_scaling(const ConfigReader& r, HfConfig& c) {
     if (type == "yarn") {
         c.hp.rope_scaling = RopeScaling::Yarn;
         c.hp.rope_scaling_factor = float(s.number("factor", 1.0));
-        c.hp.rope_orig_ctx = s.integer("original_max_position_embeddings", c.hp.n_ctx_train);
+        c.hp.rope_orig_ctx = positive(r, "rope_scaling.original_max_position_embeddings",
+                                      s.integer("original_max_position_embeddings", c.hp.n_ctx_train));
         c.yarn_mscale = float(s.number("mscale", 1.0));
         c.yarn_mscale_all_dim = float(s.number("mscale_all_dim", 0.0));
         c.hp.rope_yarn_beta_fast = float(s.number("beta_fast", 32.0));

@@ -113,6 +113,15 @@ ConvertPlan plan_conversion(const HfConfig& config, const std::vector<std::strin
                 if (spec.need == TensorNeed::Required || spec.need == TensorNeed::OneOfKvB)
                     fail("%s: tensor '%s' is missing (needed for %s)", source_name.c_str(), name.c_str(),
                          spec.name.c_str());
+                // Optional for the loader, not for this checkpoint: an untied
+                // model without its output matrix would run on the embedding,
+                // and sigmoid routing without its selection bias picks other experts.
+                if (role == TensorRole::Output)
+                    fail("%s: tensor '%s' is missing, and tie_word_embeddings is false", source_name.c_str(),
+                         name.c_str());
+                if (role == TensorRole::FfnExpProbsB && hp.expert_gating == ExpertGating::Sigmoid)
+                    fail("%s: tensor '%s' is missing (the selection bias of sigmoid routing)", source_name.c_str(),
+                         name.c_str());
                 continue;
             }
             item.sources.push_back(std::move(name));

@@ -28,7 +28,11 @@ size_t pad_to(uint64_t n, size_t align) {
 
 }  // namespace
 
-GgufWriter::GgufWriter(std::string path) : path_(std::move(path)) {}
+GgufWriter::GgufWriter(std::string path) : path_(std::move(path)) {
+    std::error_code ec;
+    if (std::filesystem::exists(path_, ec) && !std::filesystem::is_regular_file(path_, ec))
+        error("exists and is not a regular file");
+}
 
 GgufWriter::~GgufWriter() {
     remove_temp();
@@ -257,7 +261,7 @@ void GgufWriter::write_tensor(std::string_view name, const void* data, size_t by
     append_tensor_data(data, bytes);
 }
 
-void GgufWriter::finish() {
+void GgufWriter::finish(const std::function<void(const std::string& temp_path)>& verify) {
     if (finished_) error("finish() called twice");
     if (!header_written_) write_header();
     if (current_ < tensors_.size()) {
@@ -270,6 +274,12 @@ void GgufWriter::finish() {
     const int fd = fd_;
     fd_ = -1;
     if (::close(fd) != 0) error("close failed: %s", std::strerror(errno));
+    if (verify) verify(temp_path_);
+    // rename() would replace a device node or a directory's entry as readily
+    // as a file (a root user's "-o /dev/null").
+    std::error_code ec;
+    if (std::filesystem::exists(path_, ec) && !std::filesystem::is_regular_file(path_, ec))
+        error("exists and is not a regular file");
     if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
         error("cannot rename the temporary file: %s", std::strerror(errno));
     finished_ = true;

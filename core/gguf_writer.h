@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,9 +64,11 @@ public:
 
     // Checks every tensor is complete, flushes, fsyncs and renames the file
     // into place. The writer is done afterwards.
-    void finish();
+    // `verify`, when given, reads the complete temporary file (its path)
+    // before the rename and throws to refuse it (the file is then removed).
+    void finish(const std::function<void(const std::string& temp_path)>& verify = nullptr);
 
-private:
+  private:
     struct TensorDecl {
         std::string name;
         DType type;

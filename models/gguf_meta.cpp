@@ -22,7 +22,8 @@ class KvList {
         kv_.push_back({arch_ + "." + key, GgufValue(std::move(v))});
     }
     void u32(const char* key, int64_t v) {
-        MOELITE_ASSERT(v >= 0 && v <= int64_t(UINT32_MAX));  // callers hold validated hyper-parameters
+        if (v < 0 || v > int64_t(UINT32_MAX))
+            fail("%s.%s = %lld does not fit the 32-bit GGUF key", arch_.c_str(), key, (long long)v);
         arch(key, uint32_t(v));
     }
     std::vector<GgufKV> take() { return std::move(kv_); }

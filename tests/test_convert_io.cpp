@@ -130,6 +130,53 @@ TEST_CASE("convert: bad input fails with the file and tensor named, leaving noth
         t[2].bytes.resize(t[2].bytes.size() / 2);
         expect_failure(fresh(t, config), {"model.safetensors", t[2].name, "_scale_inv"});
     }
+    SUBCASE("an untied model without its output matrix") {
+        std::vector<StTensor> t = good;
+        t.pop_back();  // lm_head.weight
+        expect_failure(fresh(t, config), {"lm_head.weight", "tie_word_embeddings is false"});
+    }
+    SUBCASE("a NaN or infinite weight (bf16 bits), converted or copied as it is") {
+        std::vector<StTensor> t = good;
+        const uint16_t nan = 0x7fc0, inf = 0x7f80;
+        std::memcpy(t[2].bytes.data() + 10, &nan, 2);
+        expect_failure(fresh(t, config), {"blk.0.attn_q.weight", "holds NaN or infinite values"});
+        std::vector<StTensor> u = good;
+        std::memcpy(u.back().bytes.data(), &inf, 2);
+        for (const char* type : {"q8_0", "bf16"}) {
+            std::string message;
+            try {
+                convert_checkpoint(fresh(u, config).string(), out.string(), options_for(type));
+            } catch (const Error& e) {
+                message = e.what();
+            }
+            CAPTURE(type);
+            CHECK(message.find("'output.weight' holds NaN or infinite values") != std::string::npos);
+        }
+    }
+    SUBCASE("settings the runtime would refuse, and more layers than tensors") {
+        std::string cfg = config;
+        cfg.replace(cfg.find("1e-06"), 5, "0.0");
+        expect_failure(fresh(good, cfg), {"would not load", "layer_norm_rms_epsilon"});
+        std::string layers = config;
+        layers.replace(layers.find("\"num_hidden_layers\": 2"), 22, "\"num_hidden_layers\": 99999");
+        expect_failure(fresh(good, layers), {"config.json", "num_hidden_layers 99999 is more than"});
+        std::string ctx = config;
+        ctx.replace(ctx.find("4096"), 4, "4294967296");
+        expect_failure(fresh(good, ctx), {"config.json", "max_position_embeddings", "out of range"});
+    }
+    SUBCASE("an output that is a file of the checkpoint, or not a regular file") {
+        const fs::path dir = fresh(good, config);
+        const std::string shard = read_text(dir / "model.safetensors");
+        for (const char* name : {"model.safetensors", "config.json"}) {
+            CHECK_THROWS_WITH_AS(convert_checkpoint(dir.string(), (dir / name).string(), options_for("q8_0")),
+                                 doctest::Contains("would overwrite a file of the checkpoint"), Error);
+        }
+        CHECK(read_text(dir / "model.safetensors") == shard);
+        fs::create_directories(tmp / "a_directory");
+        CHECK_THROWS_WITH_AS(convert_checkpoint(dir.string(), (tmp / "a_directory").string(), options_for("q8_0")),
+                             doctest::Contains("exists and is not a regular file"), Error);
+        CHECK(fs::is_directory(tmp / "a_directory"));
+    }
     SUBCASE("not a directory, no checkpoint") {
         expect_failure(tmp / "nowhere", {"nowhere"});
         fs::create_directories(tmp / "empty");
