@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -190,6 +191,7 @@ Tokenizer Tokenizer::from_hf_files(const std::string& path, const std::string& c
     constexpr int64_t kMaxVocab = 1 << 24;
     const json* vocab = member(*model, "vocab");
     if (!vocab || !vocab->is_object()) fail("%s: model has no 'vocab' object", path.c_str());
+    if (vocab->empty()) fail("%s: the model's vocab is empty", path.c_str());
     const json* added = member(root, "added_tokens");
     if (added && !added->is_array()) fail("%s: 'added_tokens' is not an array", path.c_str());
     int64_t max_id = -1;
@@ -218,11 +220,15 @@ Tokenizer Tokenizer::from_hf_files(const std::string& path, const std::string& c
         impl->types[i] = TokenType::Normal;
     }
     if (added) {
+        std::unordered_map<int32_t, std::string> added_ids;
         for (const json& a : *added) {
             AddedToken t;
             t.id = member(a, "id")->get<int32_t>();
             t.content = get_string(a, "content", path, "added token");
             if (t.content.empty()) fail("%s: added token %d has empty content", path.c_str(), t.id);
+            if (auto [it, fresh] = added_ids.emplace(t.id, t.content); !fresh && it->second != t.content)
+                fail("%s: added tokens '%s' and '%s' have the same id %d", path.c_str(), shorten(it->second).c_str(),
+                     shorten(t.content).c_str(), t.id);
             t.special = get_bool(a, "special", false, path);
             t.lstrip = get_bool(a, "lstrip", false, path);
             t.rstrip = get_bool(a, "rstrip", false, path);

@@ -231,6 +231,19 @@ TEST_CASE("tokenizer: loader errors name the file") {
         CHECK(std::string(e.what()).find(path) != std::string::npos);
         CHECK(std::string(e.what()).find("unknown pre-tokenizer") != std::string::npos);
     }
+    // Two added tokens on one id: which one wins would silently make the
+    // other plain text.
+    const json colliding = json::array({{{"id", 300}, {"content", "<|a|>"}, {"special", true}},
+                                        {{"id", 300}, {"content", "<|b|>"}, {"special", true}}});
+    write_file(path, tiny_hf_json(colliding, json(), qwen2_regex()).dump());
+    CHECK_THROWS_WITH_AS(Tokenizer::from_hf_files(path),
+                         doctest::Contains("added tokens '<|a|>' and '<|b|>' have the same id 300"), moelite::Error);
+    json empty =
+        tiny_hf_json(json::array({{{"id", 0}, {"content", "<|a|>"}, {"special", true}}}), json(), qwen2_regex());
+    empty["model"]["vocab"] = json::object();
+    empty["model"]["merges"] = json::array();
+    write_file(path, empty.dump());
+    CHECK_THROWS_WITH_AS(Tokenizer::from_hf_files(path), doctest::Contains("vocab is empty"), moelite::Error);
     write_file(path, "{\"model\": ");
     CHECK_THROWS_AS(Tokenizer::from_hf_files(path), moelite::Error);
     CHECK_THROWS_AS(Tokenizer::from_hf_files((dir / "missing.json").string()), moelite::Error);
