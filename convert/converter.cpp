@@ -22,6 +22,7 @@
 #include "core/gguf_writer.h"
 #include "core/log.h"
 #include "core/safetensors.h"
+#include "models/chat_template.h"
 #include "models/gguf_meta.h"
 #include "models/model.h"
 #include "models/tokenizer.h"
@@ -280,6 +281,15 @@ TokenizerMetadata tokenizer_metadata_of(const std::string& dir, const HfConfig& 
     if (m.chat_template.empty() && fs::exists(jinja)) {
         std::ifstream in(jinja, std::ios::binary);
         m.chat_template.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    if (!m.chat_template.empty()) {
+        try {
+            ChatTemplate check(m.chat_template);
+        } catch (const Error& e) {
+            // Written as it is (llama.cpp's converter does not look either):
+            // the model still completes text; chat will refuse it.
+            MOELITE_LOG_WARN("%s: %s; written as it is", dir.c_str(), e.what());
+        }
     }
     return m;
 }

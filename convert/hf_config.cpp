@@ -105,6 +105,7 @@ void read_rope_scaling(const ConfigReader& r, HfConfig& c) {
         return;
     }
     if (type == "linear") {
+        if (!s.has("factor")) fail("%s: rope_scaling (linear) has no factor", r.name().c_str());
         c.hp.rope_scaling = RopeScaling::Linear;
         c.hp.rope_scaling_factor = float(s.number("factor", 1.0));
         if (c.hp.rope_scaling_factor <= 0) fail("%s: rope_scaling.factor must be positive", r.name().c_str());
@@ -239,6 +240,11 @@ HfConfig hf_config_parse(const std::string& text, const std::string& name) {
              name.c_str(), c.architecture.c_str());
     }
     read_rope_scaling(r, c);
+    // Llama 3's scaling becomes the rope_freqs tensor, which only the llama
+    // graph reads: elsewhere it would be dropped without a word.
+    if (c.llama3_rope && c.hp.arch != Arch::Llama)
+        fail("%s: rope_scaling of type llama3 is supported on LlamaForCausalLM only, not %s", name.c_str(),
+             c.architecture.c_str());
     if (r.has("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"].get<int64_t>();
     if (r.has("eos_token_id") && j["eos_token_id"].is_number_integer()) c.eos_token_id = j["eos_token_id"].get<int64_t>();
     c.torch_dtype = r.string("torch_dtype", "");

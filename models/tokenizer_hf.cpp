@@ -309,6 +309,11 @@ Tokenizer Tokenizer::from_hf_files(const std::string& path, const std::string& c
                     impl->chat_template = text->get<std::string>();
             }
         }
+        if (impl->chat_template.empty())
+            MOELITE_LOG_WARN(
+                "%s: chat_template is neither a string nor a list with a \"default\" template: no chat "
+                "template",
+                config_path.c_str());
     }
 
     impl->finalize(merge_texts);

@@ -164,6 +164,20 @@ TEST_CASE("convert: bad input fails with the file and tensor named, leaving noth
         ctx.replace(ctx.find("4096"), 4, "4294967296");
         expect_failure(fresh(good, ctx), {"config.json", "max_position_embeddings", "out of range"});
     }
+    SUBCASE("rope scaling that would be dropped or guessed") {
+        auto with_scaling = [&](const nlohmann::json& scaling) {
+            auto c = nlohmann::json::parse(config);
+            c["rope_scaling"] = scaling;
+            return c.dump();
+        };
+        expect_failure(fresh(good, with_scaling({{"type", "linear"}})), {"config.json", "(linear) has no factor"});
+        expect_failure(fresh(good, with_scaling({{"rope_type", "llama3"},
+                                                 {"factor", 8.0},
+                                                 {"low_freq_factor", 1.0},
+                                                 {"high_freq_factor", 4.0},
+                                                 {"original_max_position_embeddings", 8192}})),
+                       {"config.json", "llama3 is supported on LlamaForCausalLM only"});
+    }
     SUBCASE("an output that is a file of the checkpoint, or not a regular file") {
         const fs::path dir = fresh(good, config);
         const std::string shard = read_text(dir / "model.safetensors");
