@@ -188,6 +188,11 @@ void read_deepseek(const ConfigReader& r, HfConfig& c, bool v3) {
     } else {
         fail("%s: unsupported scoring_func '%s'", r.name().c_str(), scoring.c_str());
     }
+    // How experts are chosen follows from scoring_func and the groups; a
+    // method of another kind would be converted into the wrong routing.
+    const std::string topk_method = r.string("topk_method", "greedy");
+    if (topk_method != "greedy" && topk_method != "group_limited_greedy" && topk_method != "noaux_tc")
+        fail("%s: unsupported topk_method '%s'", r.name().c_str(), topk_method.c_str());
     hp.n_expert_groups = r.integer("n_group", 1);
     hp.n_expert_groups_used = r.integer("topk_group", 1);
     if (hp.n_expert_groups <= 0 || hp.n_expert % hp.n_expert_groups != 0 || hp.n_expert_groups_used <= 0 ||

@@ -72,4 +72,16 @@ TEST_CASE("hf_config: bad configs get one clear error naming the file and key") 
           std::string::npos);
     CHECK(error_of(R"({"architectures":["LlamaForCausalLM"],"hidden_size":"x"})").find("'vocab_size'") !=
           std::string::npos);
+    // Counts past the loader's bounds, and settings that would be dropped.
+    CHECK(error_of(base + R"(,"max_position_embeddings":4294967296})").find("'max_position_embeddings'") !=
+          std::string::npos);
+    CHECK(error_of(base + R"(,"vocab_size":16777217})").find("'vocab_size' = 16777217 is out of range") !=
+          std::string::npos);
+    CHECK(error_of(base + R"(,"rope_scaling":{"type":"linear"}})").find("has no factor") != std::string::npos);
+    const std::string v3 = R"({"architectures":["DeepseekV3ForCausalLM"],"vocab_size":32,"hidden_size":64,
+        "intermediate_size":128,"moe_intermediate_size":32,"num_hidden_layers":2,"num_attention_heads":4,
+        "n_routed_experts":8,"num_experts_per_tok":2,"kv_lora_rank":16,"qk_rope_head_dim":8,
+        "qk_nope_head_dim":8,"v_head_dim":8,"scoring_func":"sigmoid")";
+    CHECK(error_of(v3 + R"(,"topk_method":"noaux_tc"})") == "no error");
+    CHECK(error_of(v3 + R"(,"topk_method":"mystery"})").find("unsupported topk_method 'mystery'") != std::string::npos);
 }
