@@ -313,10 +313,16 @@ ConvertReport convert_checkpoint(const std::string& hf_dir, const std::string& o
     if (config.n_layer_all > int64_t(checkpoint.names().size()))
         fail("%s: num_hidden_layers %lld is more than the checkpoint's %zu tensors", config.path.c_str(),
              (long long)config.n_layer_all, checkpoint.names().size());
-    // Nothing of the checkpoint is overwritten (a new file beside it is fine).
+    // None of the checkpoint's files is overwritten (an earlier output beside
+    // them may be).
     std::error_code ec;
-    if (fs::exists(out_path, ec) && fs::equivalent(fs::absolute(out_path).parent_path(), fs::absolute(hf_dir), ec))
-        fail("%s: the output would overwrite a file of the checkpoint %s", out_path.c_str(), hf_dir.c_str());
+    if (fs::exists(out_path, ec))
+        for (const auto& entry : fs::directory_iterator(hf_dir, ec)) {
+            const std::string ext = entry.path().extension().string();
+            if ((ext == ".json" || ext == ".safetensors" || ext == ".jinja") &&
+                fs::equivalent(entry.path(), out_path, ec))
+                fail("%s: the output would overwrite %s of the checkpoint", out_path.c_str(), entry.path().c_str());
+        }
     const ConvertPlan plan = plan_conversion(config, checkpoint.names(), hf_dir);
 
     ConvertReport report;

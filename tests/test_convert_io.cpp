@@ -183,9 +183,13 @@ TEST_CASE("convert: bad input fails with the file and tensor named, leaving noth
         const std::string shard = read_text(dir / "model.safetensors");
         for (const char* name : {"model.safetensors", "config.json"}) {
             CHECK_THROWS_WITH_AS(convert_checkpoint(dir.string(), (dir / name).string(), options_for("q8_0")),
-                                 doctest::Contains("would overwrite a file of the checkpoint"), Error);
+                                 doctest::Contains("the output would overwrite"), Error);
         }
         CHECK(read_text(dir / "model.safetensors") == shard);
+        // An earlier output beside the checkpoint's files is replaced.
+        convert_checkpoint(dir.string(), (dir / "model.gguf").string(), options_for("q8_0"));
+        convert_checkpoint(dir.string(), (dir / "model.gguf").string(), options_for("q8_0"));
+        CHECK(fs::exists(dir / "model.gguf"));
         fs::create_directories(tmp / "a_directory");
         CHECK_THROWS_WITH_AS(convert_checkpoint(dir.string(), (tmp / "a_directory").string(), options_for("q8_0")),
                              doctest::Contains("exists and is not a regular file"), Error);
