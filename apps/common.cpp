@@ -5,9 +5,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 
 #include "core/error.h"
+#include "core/mmap.h"
 #include "models/gguf_meta.h"
 
 namespace moelite::app {
@@ -80,9 +80,7 @@ SamplerParams sampling_params(const cxxopts::ParseResult& args, const Model& mod
 }
 
 void write_file_atomically(const std::string& path, const void* data, size_t bytes) {
-    std::error_code ec;
-    if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
-        fail("%s: exists and is not a regular file", path.c_str());
+    require_replaceable_file(path);
     const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
     FILE* f = std::fopen(tmp.c_str(), "wb");
     if (!f) fail("%s: cannot create: %s", tmp.c_str(), std::strerror(errno));

@@ -3,7 +3,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <string_view>
 
 #include "core/error.h"
 
@@ -62,10 +61,8 @@ private:
     const std::string& name_;
 };
 
-// Counts and sizes: positive and at most 2^31, the bound the GGUF loader
-// holds them to (models/model.cpp); vocab_size at most 2^24, likewise.
-int64_t positive(const ConfigReader& r, const char* key, int64_t v) {
-    const int64_t limit = std::string_view(key) == "vocab_size" ? int64_t(1) << 24 : int64_t(1) << 31;
+// Counts and sizes: positive and within the loader's bounds (models/arch.h).
+int64_t positive(const ConfigReader& r, const char* key, int64_t v, int64_t limit = kMaxHParamCount) {
     if (v <= 0 || v > limit) fail("%s: key '%s' = %lld is out of range", r.name().c_str(), key, (long long)v);
     return v;
 }
@@ -116,7 +113,7 @@ void read_rope_scaling(const ConfigReader& r, HfConfig& c) {
 
 void read_dense(const ConfigReader& r, HfConfig& c) {
     HParams& hp = c.hp;
-    hp.n_vocab = positive(r, "vocab_size", r.integer("vocab_size"));
+    hp.n_vocab = positive(r, "vocab_size", r.integer("vocab_size"), kMaxVocab);
     hp.n_embd = positive(r, "hidden_size", r.integer("hidden_size"));
     hp.n_ff = positive(r, "intermediate_size", r.integer("intermediate_size"));
     hp.n_layer = positive(r, "num_hidden_layers", r.integer("num_hidden_layers"));
@@ -143,7 +140,7 @@ void read_dense(const ConfigReader& r, HfConfig& c) {
 
 void read_deepseek(const ConfigReader& r, HfConfig& c, bool v3) {
     HParams& hp = c.hp;
-    hp.n_vocab = positive(r, "vocab_size", r.integer("vocab_size"));
+    hp.n_vocab = positive(r, "vocab_size", r.integer("vocab_size"), kMaxVocab);
     hp.n_embd = positive(r, "hidden_size", r.integer("hidden_size"));
     hp.n_ff = positive(r, "intermediate_size", r.integer("intermediate_size"));
     hp.n_layer = positive(r, "num_hidden_layers", r.integer("num_hidden_layers"));

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/gguf.h"
+#include "core/mmap.h"
 
 namespace moelite {
 namespace {
@@ -28,11 +29,7 @@ size_t pad_to(uint64_t n, size_t align) {
 
 }  // namespace
 
-GgufWriter::GgufWriter(std::string path) : path_(std::move(path)) {
-    std::error_code ec;
-    if (std::filesystem::exists(path_, ec) && !std::filesystem::is_regular_file(path_, ec))
-        error("exists and is not a regular file");
-}
+GgufWriter::GgufWriter(std::string path) : path_(std::move(path)) { require_replaceable_file(path_); }
 
 GgufWriter::~GgufWriter() {
     remove_temp();
@@ -275,11 +272,7 @@ void GgufWriter::finish(const std::function<void(const std::string& temp_path)>&
     fd_ = -1;
     if (::close(fd) != 0) error("close failed: %s", std::strerror(errno));
     if (verify) verify(temp_path_);
-    // rename() would replace a device node or a directory's entry as readily
-    // as a file (a root user's "-o /dev/null").
-    std::error_code ec;
-    if (std::filesystem::exists(path_, ec) && !std::filesystem::is_regular_file(path_, ec))
-        error("exists and is not a regular file");
+    require_replaceable_file(path_);  // again: the conversion took a while
     if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
         error("cannot rename the temporary file: %s", std::strerror(errno));
     finished_ = true;

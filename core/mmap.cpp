@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include "core/error.h"
@@ -123,6 +124,12 @@ void prefetch_mapped(const void* ptr, size_t bytes) {
         }
     }
     if (!resident) ::madvise(reinterpret_cast<void*>(start), last + page - start, MADV_WILLNEED);
+}
+
+void require_replaceable_file(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+        fail("%s: exists and is not a regular file", path.c_str());
 }
 
 void page_cache_evict(const std::string& path) {

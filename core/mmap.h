@@ -61,6 +61,11 @@ class MappedFile {
 // case costs next to nothing. A no-op on memory that is not a file mapping.
 void prefetch_mapped(const void* ptr, size_t bytes);
 
+// Fails (naming the path) unless `path` is absent or a regular file: a writer
+// that renames a temporary file over it would as readily replace a device
+// node or a directory's entry (a root user's "-o /dev/null").
+void require_replaceable_file(const std::string& path);
+
 // Drops the file's clean pages from the page cache (posix_fadvise DONTNEED;
 // dirty pages are written back first), as far as the kernel agrees to: pages
 // a running process maps stay, and some filesystems (tmpfs) ignore the advice

@@ -27,6 +27,13 @@ std::optional<Arch> arch_from_name(std::string_view name);
 enum class RopeScaling { None, Linear, Yarn, Llama3 };
 enum class ExpertGating { Softmax = 1, Sigmoid = 2 };  // llama.cpp's expert_gating_func values
 
+// Bounds the loader (models/model.cpp) and the converter hold metadata to:
+// counts and sizes of any real model are far below kMaxHParamCount (larger
+// values are lies that would overflow shape arithmetic), vocabularies below
+// kMaxVocab.
+inline constexpr int64_t kMaxHParamCount = int64_t(1) << 31;
+inline constexpr int64_t kMaxVocab = int64_t(1) << 24;
+
 // Everything the graph builders need to know about a model's shape.
 // Field comments give the GGUF key (with {arch}. prefix) each one comes from.
 struct HParams {

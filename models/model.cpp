@@ -52,9 +52,7 @@ public:
 
 private:
     int64_t check(const std::string& key, int64_t v) const {
-        // Counts and sizes of any real model are far below 2^31; larger values
-        // are lies that would overflow shape arithmetic.
-        if (v < 0 || v > (int64_t(1) << 31))
+        if (v < 0 || v > kMaxHParamCount)
             fail("%s: metadata key '%s' = %lld is out of range", f_.path().c_str(), key.c_str(), (long long)v);
         return v;
     }
@@ -97,7 +95,7 @@ HParams hparams_from_gguf(const GgufFile& f) {
         fail("%s: head_count (%lld) is not a multiple of head_count_kv (%lld)", f.path().c_str(),
              (long long)hp.n_head, (long long)hp.n_head_kv);
     const int64_t default_head_dim = hp.n_embd / hp.n_head;
-    if (!f.has(arch_str + ".attention.key_length") && (default_head_dim == 0 || hp.n_embd % hp.n_head != 0))
+    if (!f.has(arch_str + ".attention.key_length") && hp.n_embd % hp.n_head != 0)
         fail("%s: head_count (%lld) does not divide embedding_length (%lld), and attention.key_length is not given",
              f.path().c_str(), (long long)hp.n_head, (long long)hp.n_embd);
     hp.head_dim_k = r.count("attention.key_length", default_head_dim);
@@ -198,7 +196,7 @@ HParams hparams_from_gguf(const GgufFile& f) {
     } else if (const GgufTensorInfo* emb = f.find_tensor("token_embd.weight")) {
         hp.n_vocab = emb->ne[1];
     }
-    if (hp.n_vocab <= 0 || hp.n_vocab > (int64_t(1) << 24))
+    if (hp.n_vocab <= 0 || hp.n_vocab > kMaxVocab)
         fail("%s: vocabulary size %lld is out of range", f.path().c_str(), (long long)hp.n_vocab);
     hp.tied_embeddings = f.find_tensor("output.weight") == nullptr;
     return hp;

@@ -22,8 +22,8 @@ using GemmFn = void (*)(int64_t k, int64_t m, int64_t n, const void* w, size_t w
                         float* const* out_rows);
 
 // The byte shuffle of repacking (quant/repack.h), one block of a group of 8
-// rows: rows[r] points at row r's run of n_chunks chunks of 4 bytes; chunk
-// j of row r goes to group + chunk_to[j] + 4 r.
+// rows: rows[r] points at row r's run of n_chunks chunks of 4 bytes (at
+// least 4, as in every layout); chunk j of row r goes to group + chunk_to[j] + 4 r.
 using RepackChunksFn = void (*)(const uint8_t* const* rows, int n_chunks, uint8_t* group, const uint16_t* chunk_to);
 
 // ---- bf16 tile products (AMX) ----------------------------------------------

@@ -556,13 +556,8 @@ void gemm_q6_K_r8(int64_t k, int64_t m, int64_t n, const void* w, size_t ws, con
 // register (r in the low half), and a 4 x 4 transpose of 32-bit words in
 // each half leaves chunk j of all 8 rows in register j, in row order.
 // A run not a multiple of 4 ends with 4 chunks that overlap the ones before
-// (written twice, the same bytes); one shorter than 4 goes byte by byte.
+// (written twice, the same bytes).
 void repack_chunks(const uint8_t* const* rows, int n_chunks, uint8_t* group, const uint16_t* chunk_to) {
-    if (n_chunks < 4) {
-        for (int c = 0; c < n_chunks; ++c)
-            for (int r = 0; r < kGroupRows; ++r) std::memcpy(group + chunk_to[c] + 4 * r, rows[r] + 4 * c, 4);
-        return;
-    }
     for (int next = 0; next < n_chunks;) {
         const int c = next < n_chunks - 4 ? next : n_chunks - 4;
         next = c + 4;

@@ -87,7 +87,7 @@ constexpr size_t kMaxChunks = 64;
 // returned count).
 size_t chunk_offsets(const Layout& l, uint16_t* chunk_to) {
     const size_t n_chunks = rest_bytes(l) / 4;
-    MOELITE_ASSERT(n_chunks <= kMaxChunks);
+    MOELITE_ASSERT(n_chunks >= 4 && n_chunks <= kMaxChunks);  // RepackChunksFn's bounds (quant/gemm.h)
     for (size_t p = 0; p < n_chunks; ++p) chunk_to[l.chunk_order ? l.chunk_order[p] : p] = uint16_t(32 * p);
     return n_chunks;
 }
